@@ -1,0 +1,218 @@
+"""One typed, frozen configuration for a run.
+
+Every knob of a run lives here.  The command line only builds a :class:`Config`;
+the library takes it as a plain argument.  A run directory stores it as
+``config.json`` so ``--load`` can resume with exactly the same settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Any, Optional, Tuple
+
+CONFIG_VERSION = 1
+
+#: Resolutions the DCGAN family supports (4x4 seed, doubled by each block).
+IMAGE_SIZES = (16, 32, 64, 128)
+SCHEDULE_KINDS = ("constant", "exponential", "polynomial", "piecewise")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+
+#: Config fields that define the networks' shapes: a resumed run may not change them.
+ARCHITECTURE_FIELDS = (
+    "image_size", "noise_dim", "g_width", "d_width", "conditional",
+    "num_hair", "num_eye", "upsample", "d_norm", "mbstd_group",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A learning-rate schedule for one network.
+
+    kind: one of ``SCHEDULE_KINDS``.
+      - constant:    ``initial_lr``
+      - exponential: ``initial_lr * base ** (step / decay_steps)``
+      - polynomial:  ``(initial_lr - end_lr) * (1 - min(step, decay_steps) / decay_steps) ** power + end_lr``
+      - piecewise:   ``values[i]`` while ``boundaries[i-1] < step <= boundaries[i]``
+    """
+
+    kind: str = "constant"
+    initial_lr: float = 2e-4
+    decay_steps: int = 0
+    base: float = 0.0
+    end_lr: float = 0.0
+    power: float = 1.0
+    boundaries: Tuple[int, ...] = ()
+    values: Tuple[float, ...] = ()
+
+    def __post_init__(self):
+        # Tuples, not lists, so the config stays hashable and comparable after JSON.
+        object.__setattr__(self, "boundaries", tuple(int(b) for b in self.boundaries))
+        object.__setattr__(self, "values", tuple(float(v) for v in self.values))
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that defines a run.  Defaults are tuned for a 2-core CPU on the built-in faces."""
+
+    # --- data ---
+    data_dir: Optional[str] = None          # None: the built-in ``faces`` dataset
+    tags: Optional[str] = None              # CSV/JSON of filename,hair,eye for conditional training
+    faces_count: int = 12000
+    cache_dir: Optional[str] = None         # built-in faces cache; None: $GAN_ANIME_CACHE or user cache
+    augment: bool = True
+    # --- model ---
+    image_size: int = 64
+    noise_dim: int = 100
+    g_width: int = 48                       # channels of the last generator block; earlier blocks double it
+    d_width: int = 48
+    conditional: Optional[bool] = None      # None: conditional when the data has tags
+    num_hair: int = 0
+    num_eye: int = 0
+    hair_classes: Tuple[str, ...] = ()
+    eye_classes: Tuple[str, ...] = ()
+    upsample: str = "transpose"             # transpose | nearest
+    d_norm: str = "batch"                   # batch | none
+    mbstd_group: int = 4                    # minibatch-stddev group size (ProGAN); 0 disables
+    # --- loss ---
+    loss: str = "nonsaturating"
+    label_smoothing: float = 0.0            # one-sided: real targets become 1 - value
+    # --- optimisation ---
+    epochs: int = 10
+    batch_size: int = 32
+    g_schedule: Schedule = Schedule()
+    d_schedule: Schedule = Schedule()
+    beta1: float = 0.5                      # DCGAN paper
+    beta2: float = 0.999
+    ema_decay: float = 0.999                # generator weight averaging; 0 disables
+    # --- run ---
+    run_dir: str = "runs/default"
+    seed: int = 0
+    generate_per_epoch: int = 0
+    samples_per_grid: int = 64
+    checkpoint_every: int = 500             # steps; 0: only at epoch ends
+    keep_checkpoints: int = 3
+    log_every: int = 10
+    strategy: str = "auto"
+    jit_compile: bool = False
+    mixed_precision: bool = False
+    deterministic: bool = False
+    max_steps: int = 0                      # stop after this many steps in total (0: no limit)
+
+    def __post_init__(self):
+        for name in ("hair_classes", "eye_classes"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("g_schedule", "d_schedule"):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                object.__setattr__(self, name, Schedule(**value))
+
+    # ------------------------------------------------------------------ helpers
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known - {"version"})
+        if unknown:
+            raise ValueError(f"config has unknown fields {unknown}; expected only {sorted(known)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def save(self, path: str) -> None:
+        """Write ``config.json`` atomically (a killed process never leaves half a file)."""
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            data = self.to_dict()
+            data["version"] = CONFIG_VERSION
+            f.write(json.dumps(data, indent=2, sort_keys=True))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str) -> "Config":
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no config.json at {path}: is this a gan_anime run directory?")
+        with open(path) as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path} is not valid JSON ({e})") from None
+        return cls.from_dict(data)
+
+    def architecture_diff(self, other: "Config") -> dict:
+        """Fields in ``ARCHITECTURE_FIELDS`` whose values differ: {name: (self, other)}."""
+        return {k: (getattr(self, k), getattr(other, k))
+                for k in ARCHITECTURE_FIELDS if getattr(self, k) != getattr(other, k)}
+
+
+def _positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ValueError(f"{name} must be {'a non-negative' if allow_zero else 'a positive'} integer, got {value!r}")
+
+
+def validate_schedule(s: Schedule, who: str = "schedule") -> None:
+    """Raise ``ValueError`` naming what is wrong with a schedule's arguments."""
+    if s.kind not in SCHEDULE_KINDS:
+        raise ValueError(f"{who}: unknown schedule kind {s.kind!r}; expected one of {', '.join(SCHEDULE_KINDS)}")
+    if s.kind != "piecewise" and not (math.isfinite(s.initial_lr) and s.initial_lr > 0):
+        raise ValueError(f"{who}: initial learning rate must be a positive number, got {s.initial_lr!r}")
+    if s.kind in ("exponential", "polynomial"):
+        if not (isinstance(s.decay_steps, int) and s.decay_steps > 0):
+            raise ValueError(f"{who}: decay_steps must be a positive integer, got {s.decay_steps!r}")
+    if s.kind == "exponential" and not (math.isfinite(s.base) and s.base > 0):
+        raise ValueError(f"{who}: exponential decay base must be a positive number, got {s.base!r}")
+    if s.kind == "polynomial":
+        if not (math.isfinite(s.end_lr) and s.end_lr >= 0):
+            raise ValueError(f"{who}: polynomial end learning rate must be >= 0, got {s.end_lr!r}")
+        if not (math.isfinite(s.power) and s.power > 0):
+            raise ValueError(f"{who}: polynomial power must be a positive number, got {s.power!r}")
+    if s.kind == "piecewise":
+        if not s.boundaries:
+            raise ValueError(f"{who}: piecewise-constant decay needs at least one boundary")
+        if len(s.values) != len(s.boundaries) + 1:
+            raise ValueError(f"{who}: {len(s.boundaries)} boundaries need {len(s.boundaries) + 1} values, "
+                             f"got {len(s.values)}")
+        if any(b <= 0 for b in s.boundaries):
+            raise ValueError(f"{who}: boundaries must be positive step counts, got {list(s.boundaries)}")
+        if any(b2 <= b1 for b1, b2 in zip(s.boundaries, s.boundaries[1:])):
+            raise ValueError(f"{who}: boundaries must be strictly ascending, got {list(s.boundaries)}")
+        if any(not (math.isfinite(v) and v > 0) for v in s.values):
+            raise ValueError(f"{who}: piecewise values must be positive numbers, got {list(s.values)}")
+
+
+def validate(cfg: Config) -> Config:
+    """Check every field; raise ``ValueError`` with one line naming the field and what is expected."""
+    if cfg.image_size not in IMAGE_SIZES:
+        raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {cfg.image_size!r}")
+    for name in ("noise_dim", "g_width", "d_width", "epochs", "batch_size", "faces_count",
+                 "samples_per_grid", "keep_checkpoints", "log_every"):
+        _positive_int(name, getattr(cfg, name))
+    for name in ("generate_per_epoch", "checkpoint_every", "mbstd_group", "max_steps", "seed",
+                 "num_hair", "num_eye"):
+        _positive_int(name, getattr(cfg, name), allow_zero=True)
+    if cfg.upsample not in ("transpose", "nearest"):
+        raise ValueError(f"upsample must be 'transpose' or 'nearest', got {cfg.upsample!r}")
+    if cfg.d_norm not in ("batch", "none"):
+        raise ValueError(f"d_norm must be 'batch' or 'none', got {cfg.d_norm!r}")
+    if cfg.strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg.strategy!r}")
+    if not 0.0 <= cfg.beta1 < 1.0 or not 0.0 <= cfg.beta2 < 1.0:
+        raise ValueError(f"Adam betas must be in [0, 1), got beta1={cfg.beta1}, beta2={cfg.beta2}")
+    if not 0.0 <= cfg.ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay!r}")
+    if not 0.0 <= cfg.label_smoothing < 0.5:
+        raise ValueError(f"label_smoothing must be in [0, 0.5), got {cfg.label_smoothing!r}")
+    validate_schedule(cfg.g_schedule, "generator schedule")
+    validate_schedule(cfg.d_schedule, "discriminator schedule")
+    if cfg.conditional and (cfg.num_hair < 1 or cfg.num_eye < 1):
+        raise ValueError("a conditional model needs num_hair >= 1 and num_eye >= 1 (give a tags file)")
+    return cfg

@@ -1,0 +1,98 @@
+"""The training input pipeline: a deterministic function of (data, seed, epoch, step).
+
+Shuffling order depends only on (seed, epoch), flips on (seed, step) and noise on
+(seed, step).  Resuming at step k of an epoch therefore replays exactly the
+batches an uninterrupted run would have seen, which is what makes resume exact.
+
+Each element is one *replica's* slice of a global batch, as
+``strategy.distribute_datasets_from_function`` expects: replica r gets rows
+``[r*b, (r+1)*b)`` of global batch ``b * replicas``, so a multi-device run sees
+the same examples and noise as one device with the same global batch.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from gan_anime.data.folder import ImageSet
+
+# Offsets that keep the random streams for shuffling, flips and noise apart.
+_FLIP_STREAM, _NOISE_STREAM = 1, 2
+
+
+def steps_per_epoch(num_images: int, global_batch: int) -> int:
+    steps = num_images // global_batch
+    if steps < 1:
+        raise ValueError(f"batch size {global_batch} is larger than the dataset ({num_images} images); "
+                         f"use a smaller --batch-size or more images")
+    return steps
+
+
+def epoch_order(num_images: int, seed: int, epoch: int, global_batch: int) -> np.ndarray:
+    """Image indices for each global batch of ``epoch``: int64 [steps, global_batch] (remainder dropped)."""
+    perm = np.random.default_rng([seed, epoch]).permutation(num_images)
+    steps = steps_per_epoch(num_images, global_batch)
+    return perm[: steps * global_batch].reshape(steps, global_batch)
+
+
+def flip(images, seed, step):
+    """Random horizontal flip, images float [B, H, W, 3]; stateless so it is replayable."""
+    coin = tf.random.stateless_uniform([tf.shape(images)[0]], seed=tf.stack([seed * 3 + _FLIP_STREAM, step]))
+    return tf.where(coin[:, None, None, None] < 0.5, tf.reverse(images, axis=[2]), images)
+
+
+def batch_noise(seed: int, step, global_batch: int, noise_dim: int):
+    """Generator noise for global step ``step``: float32 [global_batch, noise_dim] ~ N(0, 1)."""
+    return tf.random.stateless_normal([global_batch, noise_dim],
+                                      seed=tf.stack([tf.cast(seed * 3 + _NOISE_STREAM, tf.int64),
+                                                     tf.cast(step, tf.int64)]))
+
+
+def make_dataset(data: ImageSet, *, seed: int, epoch: int, start_step: int, global_batch: int,
+                 noise_dim: int, augment: bool, num_replicas: int = 1,
+                 input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+    """Per-replica batches for one epoch, starting at ``start_step`` within it.
+
+    Elements: dict(images float32 [b, S, S, 3] in [-1, 1], hair int32 [b], eye int32 [b],
+    noise float32 [b, noise_dim]) with b = global_batch / num_replicas.
+    """
+    if global_batch % num_replicas:
+        raise ValueError(f"batch size {global_batch} must be divisible by the {num_replicas} replicas")
+    local = global_batch // num_replicas
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    per_pipeline = num_replicas // pipelines
+    my_replicas = list(range(pipeline_id * per_pipeline, (pipeline_id + 1) * per_pipeline))
+
+    order = epoch_order(len(data), seed, epoch, global_batch)
+    steps = order.shape[0]
+    first_global_step = epoch * steps
+    images = tf.constant(data.images)
+    zeros = np.zeros(len(data), np.int32)
+    hair = tf.constant(data.hair if data.tagged else zeros)
+    eye = tf.constant(data.eye if data.tagged else zeros)
+
+    def make_batch(i, idx):
+        step = tf.cast(first_global_step, tf.int64) + i
+        x = tf.cast(tf.gather(images, idx), tf.float32) / 127.5 - 1.0
+        if augment:
+            x = flip(x, seed, step)
+        noise = batch_noise(seed, step, global_batch, noise_dim)
+        batch = {"images": x, "hair": tf.gather(hair, idx), "eye": tf.gather(eye, idx),
+                 "noise": noise}
+        chunks = [{k: v[r * local:(r + 1) * local] for k, v in batch.items()} for r in my_replicas]
+        stacked = {k: tf.stack([c[k] for c in chunks]) for k in batch}
+        return stacked
+
+    ds = tf.data.Dataset.from_tensor_slices(order[start_step:])
+    ds = ds.enumerate(start=start_step)
+    # One map call per global batch (parallel), then one element per replica of this pipeline.
+    ds = ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def dataset_summary(data: ImageSet) -> Dict[str, object]:
+    return {"images": len(data), "skipped": data.skipped, "tagged": data.tagged, "source": data.source}

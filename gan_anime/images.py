@@ -1,0 +1,45 @@
+"""Small image helpers shared by training samples and inference: grids and atomic PNG writes."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Optional
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images) -> np.ndarray:
+    """float [B, H, W, 3] in [-1, 1] -> uint8 [B, H, W, 3] (rounded, clipped)."""
+    x = np.asarray(images, dtype=np.float32)
+    return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, cols: Optional[int] = None, pad: int = 2,
+              background=(255, 255, 255)) -> Image.Image:
+    """uint8 [N, H, W, 3] -> one PIL image, ``cols`` per row (default: a near-square grid)."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.shape[0] == 0:
+        raise ValueError(f"expected a non-empty uint8 array [N, H, W, 3], got shape {images.shape}")
+    n, h, w, _ = images.shape
+    cols = cols or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / cols))
+    sheet = np.empty((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), np.uint8)
+    sheet[...] = np.asarray(background, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        sheet[y:y + h, x:x + w] = images[i]
+    return Image.fromarray(sheet)
+
+
+def save_png(image, path: str) -> str:
+    """Write a PIL image or uint8 [H, W, 3] array to ``path`` atomically; returns the path."""
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image, np.uint8))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    image.save(tmp)
+    os.replace(tmp, path)
+    return path

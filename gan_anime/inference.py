@@ -1,0 +1,135 @@
+"""Load a trained run and generate faces: a pure function of (checkpoint, seed, labels).
+
+>>> import gan_anime
+>>> run = gan_anime.load("runs/default")
+>>> faces = run.generate(16, seed=7, hair="blonde", eye="blue")   # uint8 [16, 64, 64, 3]
+>>> run.grid(faces).save("faces.png")
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import tensorflow as tf
+
+from gan_anime.config import Config
+from gan_anime.images import make_grid, save_png, to_uint8
+from gan_anime.models import build_models
+
+LabelArg = Union[None, int, str, Sequence[Union[int, str]]]
+
+
+def _label_indices(value: LabelArg, classes: Sequence[str], n: int, rng: np.random.Generator,
+                   what: str) -> np.ndarray:
+    """Turn a class name/index (or one per image) into int32 [n]; None draws them from ``rng``."""
+    if value is None:
+        return rng.integers(0, len(classes), size=n).astype(np.int32)
+    values = [value] * n if isinstance(value, (str, int, np.integer)) else list(value)
+    if len(values) != n:
+        raise ValueError(f"{what}: got {len(values)} labels for {n} images; give one label or one per image")
+    out = []
+    for v in values:
+        if isinstance(v, str):
+            if v not in classes:
+                raise ValueError(f"unknown {what} colour {v!r}; expected one of {', '.join(classes)}")
+            out.append(list(classes).index(v))
+        elif isinstance(v, (int, np.integer)) and 0 <= int(v) < len(classes):
+            out.append(int(v))
+        else:
+            raise ValueError(f"{what} label {v!r} is out of range; expected a name or 0..{len(classes) - 1}")
+    return np.asarray(out, np.int32)
+
+
+def generator_inputs(cfg: Config, n: int, seed: int, hair: LabelArg = None, eye: LabelArg = None):
+    """Noise float32 [n, noise_dim] and labels ((hair, eye) int32 [n] or None) for ``seed``.
+
+    Image i depends only on (seed, i): ``generate(8, seed)[:4] == generate(4, seed)``.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"number of images must be a positive integer, got {n!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    noise = np.random.default_rng([int(seed), 0]).standard_normal((n, cfg.noise_dim)).astype(np.float32)
+    if not cfg.conditional:
+        if hair is not None or eye is not None:
+            raise ValueError("this run was trained without tags, so hair= and eye= cannot be chosen")
+        return noise, None
+    h = _label_indices(hair, cfg.hair_classes, n, np.random.default_rng([int(seed), 1]), "hair")
+    e = _label_indices(eye, cfg.eye_classes, n, np.random.default_rng([int(seed), 2]), "eye")
+    return noise, (h, e)
+
+
+def run_generator(generator, noise: np.ndarray, labels=None, batch_size: int = 64) -> np.ndarray:
+    """Generator in inference mode (batch norm uses its moving statistics, so each image is
+    independent of the others in its batch) -> uint8 [n, S, S, 3]."""
+    out = []
+    for i in range(0, len(noise), batch_size):
+        z = tf.constant(noise[i:i + batch_size])
+        lab = None if labels is None else tuple(tf.constant(l[i:i + batch_size]) for l in labels)
+        out.append(to_uint8(generator(z, lab, training=False)))
+    return np.concatenate(out, axis=0)
+
+
+def find_checkpoint(run_dir: str) -> str:
+    ckpt = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if ckpt is None:
+        raise FileNotFoundError(f"no checkpoint in {os.path.join(run_dir, 'checkpoints')}: train the run first")
+    return ckpt
+
+
+class GanRun:
+    """A trained generator loaded from a run directory.  Needs no flags: made for notebooks."""
+
+    def __init__(self, run_dir: str, config: Config, generator, checkpoint: str):
+        self.run_dir, self.config, self.generator, self.checkpoint = run_dir, config, generator, checkpoint
+
+    @property
+    def hair_classes(self):
+        return self.config.hair_classes
+
+    @property
+    def eye_classes(self):
+        return self.config.eye_classes
+
+    def generate(self, n: int, seed: int = 0, hair: LabelArg = None, eye: LabelArg = None) -> np.ndarray:
+        """``n`` faces as uint8 [n, S, S, 3].  The same (n, seed, hair, eye) gives the same pixels.
+
+        hair/eye: a class name or index for all images, one per image, or None for random (by seed).
+        """
+        noise, labels = generator_inputs(self.config, n, seed, hair, eye)
+        return run_generator(self.generator, noise, labels)
+
+    @staticmethod
+    def grid(images: np.ndarray, cols: Optional[int] = None):
+        """uint8 [N, H, W, 3] -> a PIL image grid."""
+        return make_grid(images, cols)
+
+    def save(self, images: np.ndarray, out_dir: str, grid: bool = True) -> str:
+        """Write each image as NNNN.png (and grid.png) into ``out_dir``; returns ``out_dir``."""
+        for i, img in enumerate(images):
+            save_png(img, os.path.join(out_dir, f"{i:04d}.png"))
+        if grid:
+            save_png(make_grid(images), os.path.join(out_dir, "grid.png"))
+        return out_dir
+
+
+def build_generator(cfg: Config):
+    """An EMA-or-plain generator with its variables created (restore fills them in)."""
+    generator, _ = build_models(cfg)
+    noise, labels = generator_inputs(cfg, 1, 0)
+    generator(tf.constant(noise), None if labels is None else tuple(tf.constant(l) for l in labels))
+    return generator
+
+
+def load(run_dir: str, checkpoint: Optional[str] = None) -> GanRun:
+    """Load the generator of a run (the EMA weights when the run keeps them) from its latest checkpoint."""
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    cfg = Config.load(os.path.join(run_dir, "config.json"))
+    ckpt_path = checkpoint or find_checkpoint(run_dir)
+    generator = build_generator(cfg)
+    key = "generator_ema" if cfg.ema_decay > 0 else "generator"
+    tf.train.Checkpoint(**{key: generator}).restore(ckpt_path).expect_partial().assert_existing_objects_matched()
+    return GanRun(run_dir, cfg, generator, ckpt_path)

@@ -1,0 +1,63 @@
+"""GAN losses as pure functions with one signature.
+
+``d_loss, g_loss = loss(real_logits, fake_logits)``
+
+real_logits, fake_logits: float32 [B] or [B, 1], unbounded discriminator logits.
+Each returns per-example losses of shape [B]; the trainer averages them over the
+*global* batch (``tf.nn.compute_average_loss``) so the result is the same on one
+device or many.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Tuple
+
+import tensorflow as tf
+
+LossFn = Callable[..., Tuple[tf.Tensor, tf.Tensor]]
+
+
+def _flat(x):
+    return tf.reshape(tf.cast(x, tf.float32), [-1])
+
+
+def nonsaturating(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """Goodfellow et al. 2014, the non-saturating variant used by DCGAN.
+
+    D: -log sigmoid(real) - log(1 - sigmoid(fake));  G: -log sigmoid(fake).
+    ``label_smoothing`` (one-sided, Salimans et al. 2016) makes the real target 1 - value.
+    """
+    real, fake = _flat(real_logits), _flat(fake_logits)
+    target = tf.fill(tf.shape(real), 1.0 - label_smoothing)
+    d_real = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=real)
+    d_fake = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake), logits=fake)
+    g = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake), logits=fake)
+    return d_real + d_fake, g
+
+
+def hinge(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """Hinge loss (Lim & Ye 2017; SAGAN, BigGAN).  D: relu(1 - real) + relu(1 + fake);  G: -fake."""
+    del label_smoothing  # not defined for hinge
+    real, fake = _flat(real_logits), _flat(fake_logits)
+    return tf.nn.relu(1.0 - real) + tf.nn.relu(1.0 + fake), -fake
+
+
+def least_squares(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """LSGAN (Mao et al. 2017), a-b-c = 0-1-1:  D: (real - 1)^2/2 + fake^2/2;  G: (fake - 1)^2/2."""
+    real, fake = _flat(real_logits), _flat(fake_logits)
+    target = 1.0 - label_smoothing
+    return 0.5 * tf.square(real - target) + 0.5 * tf.square(fake), 0.5 * tf.square(fake - 1.0)
+
+
+LOSSES: Dict[str, LossFn] = {
+    "nonsaturating": nonsaturating,
+    "hinge": hinge,
+    "least_squares": least_squares,
+}
+
+
+def get_loss(name: str) -> LossFn:
+    """Look up a loss by name; unknown names raise ``ValueError`` listing the valid ones."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(sorted(LOSSES))}")
+    return LOSSES[name]

@@ -1,0 +1,128 @@
+"""DCGAN generator and discriminator (Radford et al. 2016), optionally conditional on hair and eye colour.
+
+Conditioning: the generator gets one-hot hair and eye labels appended to the
+noise; the discriminator uses projection (Miyato & Koyama 2018): one learned
+embedding per class, dotted with the discriminator's features and added to the logit.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import keras
+import tensorflow as tf
+
+from gan_anime.models.layers import MinibatchStddev, batch_norm, dcgan_init, num_blocks, up_block
+
+Labels = Optional[Tuple[tf.Tensor, tf.Tensor]]
+
+
+class Generator(keras.Model):
+    """z: float32 [B, noise_dim] (+ labels (hair [B] int32, eye [B] int32)) -> images float32 [B, S, S, 3] in [-1, 1].
+
+    4x4 seed with ``width * 2**(n-1)`` channels, then ``n = log2(S) - 2`` blocks that
+    double the resolution and halve the channels (batch norm + ReLU), the last one
+    to RGB with tanh.
+    """
+
+    def __init__(self, image_size: int = 64, noise_dim: int = 100, width: int = 48,
+                 num_hair: int = 0, num_eye: int = 0, upsample: str = "transpose", **kwargs):
+        super().__init__(**kwargs)
+        self.image_size, self.noise_dim, self.width = image_size, noise_dim, width
+        self.num_hair, self.num_eye, self.upsample = num_hair, num_eye, upsample
+        n = num_blocks(image_size)
+        seed_ch = width * 2 ** (n - 1)
+        self.project = keras.layers.Dense(4 * 4 * seed_ch, use_bias=False,
+                                          kernel_initializer=dcgan_init(), name="project")
+        self.reshape = keras.layers.Reshape((4, 4, seed_ch))
+        self.seed_bn = batch_norm("seed_bn")
+        self.body = []
+        for i in range(n - 1):
+            ch = seed_ch // 2 ** (i + 1)
+            self.body += up_block(ch, upsample, f"g{i}") + [batch_norm(f"g{i}_bn"), keras.layers.ReLU()]
+        self.to_rgb = up_block(3, upsample, "rgb")
+        self.out_act = keras.layers.Activation("tanh", dtype="float32", name="tanh")
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_hair > 0 and self.num_eye > 0
+
+    def call(self, z, labels: Labels = None, training: bool = False):
+        x = z
+        if self.conditional:
+            if labels is None:
+                raise ValueError("this generator is conditional: pass labels=(hair, eye)")
+            hair, eye = labels
+            x = tf.concat([tf.cast(z, self.compute_dtype),
+                           tf.one_hot(hair, self.num_hair, dtype=self.compute_dtype),
+                           tf.one_hot(eye, self.num_eye, dtype=self.compute_dtype)], axis=-1)
+        x = self.reshape(self.project(x))
+        x = tf.nn.relu(self.seed_bn(x, training=training))
+        for layer in self.body:
+            x = layer(x, training=training) if isinstance(layer, keras.layers.BatchNormalization) else layer(x)
+        for layer in self.to_rgb:
+            x = layer(x)
+        return self.out_act(x)
+
+    def get_config(self):
+        return {"image_size": self.image_size, "noise_dim": self.noise_dim, "width": self.width,
+                "num_hair": self.num_hair, "num_eye": self.num_eye, "upsample": self.upsample}
+
+
+class Discriminator(keras.Model):
+    """images float32 [B, S, S, 3] in [-1, 1] (+ labels) -> logits float32 [B].
+
+    Strided 4x4 convs halve the resolution down to 4x4 (LeakyReLU 0.2; batch norm on
+    all but the first, as in DCGAN), a minibatch-stddev feature, a dense feature
+    layer, then a linear logit plus the class projections.
+    """
+
+    def __init__(self, image_size: int = 64, width: int = 48, num_hair: int = 0, num_eye: int = 0,
+                 norm: str = "batch", mbstd_group: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size, self.width, self.norm, self.mbstd_group = image_size, width, norm, mbstd_group
+        self.num_hair, self.num_eye = num_hair, num_eye
+        n = num_blocks(image_size)
+        self.body = []
+        for i in range(n):
+            self.body.append(keras.layers.Conv2D(width * 2 ** i, 4, strides=2, padding="same",
+                                                 use_bias=(i == 0 or norm != "batch"),
+                                                 kernel_initializer=dcgan_init(), name=f"d{i}_conv"))
+            if i > 0 and norm == "batch":
+                self.body.append(batch_norm(f"d{i}_bn"))
+            self.body.append(keras.layers.LeakyReLU(0.2))
+        self.mbstd = MinibatchStddev(mbstd_group) if mbstd_group > 0 else None
+        feat = width * 2 ** (n - 1)
+        self.flatten = keras.layers.Flatten()
+        self.features = keras.layers.Dense(feat, kernel_initializer=dcgan_init(), name="features")
+        self.logit = keras.layers.Dense(1, kernel_initializer=dcgan_init(), dtype="float32", name="logit")
+        if self.conditional:
+            self.hair_embed = keras.layers.Embedding(num_hair, feat, embeddings_initializer=dcgan_init(),
+                                                     name="hair_embed")
+            self.eye_embed = keras.layers.Embedding(num_eye, feat, embeddings_initializer=dcgan_init(),
+                                                    name="eye_embed")
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_hair > 0 and self.num_eye > 0
+
+    def call(self, images, labels: Labels = None, training: bool = False):
+        x = images
+        for layer in self.body:
+            x = layer(x, training=training) if isinstance(layer, keras.layers.BatchNormalization) else layer(x)
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        h = tf.nn.leaky_relu(self.features(self.flatten(x)), 0.2)
+        out = tf.squeeze(self.logit(h), -1)
+        if self.conditional:
+            if labels is None:
+                raise ValueError("this discriminator is conditional: pass labels=(hair, eye)")
+            hair, eye = labels
+            h32 = tf.cast(h, tf.float32)
+            proj = self.hair_embed(hair) + self.eye_embed(eye)
+            out = out + tf.reduce_sum(tf.cast(proj, tf.float32) * h32, axis=-1)
+        return out
+
+    def get_config(self):
+        return {"image_size": self.image_size, "width": self.width, "num_hair": self.num_hair,
+                "num_eye": self.num_eye, "norm": self.norm, "mbstd_group": self.mbstd_group}

@@ -1,0 +1,332 @@
+"""The GAN trainer: one ``tf.function`` train step run by ``strategy.run`` under ``strategy.scope()``.
+
+The same code trains on one CPU, several GPUs (MirroredStrategy) or several
+machines (MultiWorkerMirroredStrategy): per-replica losses are averaged over the
+*global* batch and the optimizers sum gradients across replicas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Dict, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from gan_anime.config import Config, validate
+from gan_anime.data import ImageSet, load_data
+from gan_anime.data.pipeline import make_dataset, steps_per_epoch
+from gan_anime.images import make_grid, save_png
+from gan_anime.inference import generator_inputs, run_generator
+from gan_anime.losses import get_loss
+from gan_anime.models import build_models
+from gan_anime.schedules import build_schedule
+from gan_anime.training.checkpoint import Counters, CsvLog, StopSignal, make_manager
+from gan_anime.training.strategy import is_chief, make_strategy
+
+
+class NonFiniteLossError(RuntimeError):
+    """Losses became NaN/inf; the run was rolled back to its last good checkpoint."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    run_dir: str
+    step: int
+    epoch: int
+    status: str                     # "finished" | "interrupted" | "max_steps"
+    checkpoint: Optional[str]
+    last: Dict[str, float]
+    seconds: float
+    images_per_s: float
+
+
+class Trainer:
+    """Builds models, optimizers, EMA generator and checkpoint for ``cfg`` under a strategy.
+
+    ``cfg`` must already be completed from the data (see :func:`gan_anime.data.load_data`).
+    """
+
+    def __init__(self, cfg: Config, strategy: Optional[tf.distribute.Strategy] = None):
+        self.cfg = validate(cfg)
+        self.loss_fn = get_loss(cfg.loss)
+        self.strategy = strategy or make_strategy(cfg.strategy)
+        self.replicas = self.strategy.num_replicas_in_sync
+        if cfg.batch_size % self.replicas:
+            raise ValueError(f"batch size {cfg.batch_size} must be divisible by the {self.replicas} replicas")
+        self.local_batch = cfg.batch_size // self.replicas
+        self.chief = is_chief(self.strategy)
+        keras.utils.set_random_seed(cfg.seed)  # reproducible initial weights
+        with self.strategy.scope():
+            self.G, self.D = build_models(cfg)
+            self.G_ema = build_models(cfg)[0] if cfg.ema_decay > 0 else None
+            self._build_variables()
+            self.g_opt = keras.optimizers.Adam(build_schedule(cfg.g_schedule, "generator schedule"),
+                                               beta_1=cfg.beta1, beta_2=cfg.beta2)
+            self.d_opt = keras.optimizers.Adam(build_schedule(cfg.d_schedule, "discriminator schedule"),
+                                               beta_1=cfg.beta1, beta_2=cfg.beta2)
+            # Built here, with their variable lists, so their slots are mirrored like the weights.
+            self.g_opt.build(self.G.trainable_variables)
+            self.d_opt.build(self.D.trainable_variables)
+            self.counters = Counters()
+        objects = dict(generator=self.G, discriminator=self.D, g_optimizer=self.g_opt, d_optimizer=self.d_opt,
+                       step=self.counters.step, epoch=self.counters.epoch,
+                       step_in_epoch=self.counters.step_in_epoch)
+        if self.G_ema is not None:
+            objects["generator_ema"] = self.G_ema
+        self.checkpoint = tf.train.Checkpoint(**objects)
+        ckpt_dir = os.path.join(cfg.run_dir, "checkpoints")
+        if not self.chief:  # other workers write their (identical) copies somewhere harmless
+            ckpt_dir = os.path.join(cfg.run_dir, f".worker_{self.strategy.cluster_resolver.task_id}")
+        self.manager = make_manager(self.checkpoint, ckpt_dir, cfg.keep_checkpoints)
+        self._step_fn = self._make_step()
+
+    # ------------------------------------------------------------------ building
+    def _dummy_inputs(self, n: int):
+        noise, labels = generator_inputs(self.cfg, n, 0)
+        labels = None if labels is None else tuple(tf.constant(l) for l in labels)
+        return tf.constant(noise), labels
+
+    def _build_variables(self) -> None:
+        # Keras 3 creates variables on first call; doing it inside the scope makes them mirrored.
+        z, labels = self._dummy_inputs(self.local_batch)
+        images = self.G(z, labels, training=False)
+        self.D(images, labels, training=False)
+        if self.G_ema is not None:
+            self.G_ema(z, labels, training=False)
+            for e, w in zip(self.G_ema.weights, self.G.weights):
+                e.assign(w)
+
+    # ------------------------------------------------------------------ the step
+    def _make_step(self):
+        cfg, G, D, loss_fn = self.cfg, self.G, self.D, self.loss_fn
+        global_batch = cfg.batch_size
+
+        def replica_step(batch):
+            labels = (batch["hair"], batch["eye"]) if cfg.conditional else None
+            both_labels = None if labels is None else tuple(tf.concat([l, l], 0) for l in labels)
+            with tf.GradientTape(persistent=True) as tape:
+                fake = G(batch["noise"], labels, training=True)
+                # Real and fake go through D together: one pass, and batch-norm statistics over both.
+                logits = D(tf.concat([batch["images"], fake], 0), both_labels, training=True)
+                real_logits, fake_logits = tf.split(logits, 2)
+                d_each, g_each = loss_fn(real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
+                d_loss = tf.nn.compute_average_loss(d_each, global_batch_size=global_batch)
+                g_loss = tf.nn.compute_average_loss(g_each, global_batch_size=global_batch)
+            d_grads = tape.gradient(d_loss, D.trainable_variables)
+            g_grads = tape.gradient(g_loss, G.trainable_variables)
+            del tape
+            self.d_opt.apply_gradients(zip(d_grads, D.trainable_variables))
+            self.g_opt.apply_gradients(zip(g_grads, G.trainable_variables))
+            avg = lambda x: tf.nn.compute_average_loss(x, global_batch_size=global_batch)  # noqa: E731
+            return {"d_loss": d_loss, "g_loss": g_loss,
+                    "d_real": avg(tf.sigmoid(real_logits)), "d_fake": avg(tf.sigmoid(fake_logits))}
+
+        if cfg.jit_compile:
+            replica_step = tf.function(replica_step, jit_compile=True)
+
+        @tf.function
+        def step(batch):
+            per_replica = self.strategy.run(replica_step, args=(batch,))
+            stats = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                     for k, v in per_replica.items()}
+            self._update_ema()
+            self.counters.step.assign_add(1)
+            self.counters.step_in_epoch.assign_add(1)
+            return stats
+
+        return step
+
+    def _update_ema(self) -> None:
+        if self.G_ema is None:
+            return
+        # Warm-up (as tf.train.ExponentialMovingAverage with num_updates): early averages forget faster.
+        step = tf.cast(self.counters.step, tf.float32)
+        decay = tf.minimum(self.cfg.ema_decay, (1.0 + step) / (10.0 + step))
+        for e, w in zip(self.G_ema.weights, self.G.weights):
+            if w.trainable:
+                e.assign(decay * e + (1.0 - decay) * w)
+            else:  # batch-norm moving statistics follow the live generator
+                e.assign(w)
+
+    # ------------------------------------------------------------------ state
+    def restore(self) -> Optional[str]:
+        """Restore the latest checkpoint of the run, if any; returns its path."""
+        path = self.manager.latest_checkpoint
+        if path:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+            logging.info("restored %s (%s)", path, self.counters.as_dict())
+        return path
+
+    def save(self) -> str:
+        return self.manager.save(checkpoint_number=int(self.counters.step))
+
+    def learning_rates(self):
+        return float(self.g_opt.learning_rate), float(self.d_opt.learning_rate)
+
+    def sample_grid(self, path: str) -> str:
+        """A grid from the fixed sample noise (seeded by the run seed), so epochs are comparable."""
+        noise, labels = generator_inputs(self.cfg, self.cfg.samples_per_grid, self.cfg.seed)
+        images = run_generator(self.G_ema or self.G, noise, labels)
+        return save_png(make_grid(images), path)
+
+    def sample_singles(self, out_dir: str, count: int, seed: int) -> None:
+        noise, labels = generator_inputs(self.cfg, count, seed)
+        for i, img in enumerate(run_generator(self.G_ema or self.G, noise, labels)):
+            save_png(img, os.path.join(out_dir, f"{i:03d}.png"))
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, data: ImageSet, stop: Optional[StopSignal] = None) -> TrainResult:
+        cfg, c = self.cfg, self.counters
+        spe = steps_per_epoch(len(data), cfg.batch_size)
+        csv_log = CsvLog(os.path.join(cfg.run_dir, "logs", "losses.csv"), int(c.step)) if self.chief else None
+        writer = tf.summary.create_file_writer(os.path.join(cfg.run_dir, "logs")) if self.chief else None
+        start_time, start_step = time.time(), int(c.step)
+        window_t, window_step = time.time(), int(c.step)
+        last: Dict[str, float] = {}
+        status, rate = "finished", 0.0
+
+        def checkpoint():
+            path = self.save()
+            if csv_log:
+                csv_log.flush()
+            return path
+
+        saved = None
+        while int(c.epoch) < cfg.epochs:
+            epoch, first = int(c.epoch), int(c.step_in_epoch)
+            ds = self.strategy.distribute_datasets_from_function(
+                lambda ctx, e=epoch, s=first: make_dataset(
+                    data, seed=cfg.seed, epoch=e, start_step=s, global_batch=cfg.batch_size,
+                    noise_dim=cfg.noise_dim, augment=cfg.augment, num_replicas=self.replicas,
+                    input_context=ctx))
+            for batch in ds:
+                stats = {k: float(v) for k, v in self._step_fn(batch).items()}
+                step = int(c.step)
+                if not all(math.isfinite(v) for v in stats.values()):
+                    restored = self._roll_back()
+                    raise NonFiniteLossError(
+                        f"losses became non-finite at step {step} ({stats}); rolled back to {restored}. "
+                        f"Try a lower learning rate.")
+                lr_g, lr_d = self.learning_rates()
+                now = time.time()
+                rate = (step - start_step) * cfg.batch_size / max(now - start_time, 1e-9)
+                last = {**stats, "lr_g": lr_g, "lr_d": lr_d}
+                if csv_log:
+                    csv_log.add({"step": step, "epoch": epoch, **{k: f"{v:.6g}" for k, v in last.items()},
+                                 "images_per_s": f"{rate:.1f}"})
+                if step % cfg.log_every == 0 or int(c.step_in_epoch) == spe:
+                    win_rate = (step - window_step) * cfg.batch_size / max(now - window_t, 1e-9)
+                    window_t, window_step = now, step
+                    total = cfg.epochs * spe
+                    eta = (total - step) * cfg.batch_size / max(win_rate, 1e-9)
+                    logging.info("epoch %d/%d step %d/%d  d_loss %.3f  g_loss %.3f  D(x) %.2f  D(G(z)) %.2f  "
+                                 "%.0f img/s  ETA %s", epoch + 1, cfg.epochs, int(c.step_in_epoch), spe,
+                                 stats["d_loss"], stats["g_loss"], stats["d_real"], stats["d_fake"], win_rate,
+                                 _fmt_time(eta))
+                    if writer:
+                        with writer.as_default(step=step):
+                            for k, v in last.items():
+                                _scalar_summary(k, v)
+                if cfg.max_steps and step >= cfg.max_steps:
+                    status = "max_steps"
+                elif stop is not None and stop.requested:
+                    status = "interrupted"
+                if status != "finished":
+                    break
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and int(c.step_in_epoch) < spe:
+                    saved = checkpoint()
+            if status != "finished":
+                saved = checkpoint()
+                break
+            c.epoch.assign_add(1)
+            c.step_in_epoch.assign(0)
+            saved = checkpoint()
+            if self.chief:
+                done = int(c.epoch)
+                self.sample_grid(os.path.join(cfg.run_dir, "samples", f"epoch_{done:04d}.png"))
+                if cfg.generate_per_epoch:
+                    self.sample_singles(os.path.join(cfg.run_dir, "samples", f"epoch_{done:04d}"),
+                                        cfg.generate_per_epoch, cfg.seed + done)
+                logging.info("epoch %d done: checkpoint %s", done, saved)
+        if writer:
+            writer.flush()
+        return TrainResult(cfg.run_dir, int(c.step), int(c.epoch), status, saved or self.manager.latest_checkpoint,
+                           last, time.time() - start_time, rate)
+
+    def _roll_back(self) -> Optional[str]:
+        path = self.manager.latest_checkpoint
+        if path:
+            self.checkpoint.restore(path)
+        return path
+
+
+def _scalar_summary(name: str, value: float) -> None:
+    """A TensorBoard scalar, written without importing tensorboard (not a dependency)."""
+    from tensorflow.core.framework import summary_pb2
+    meta = summary_pb2.SummaryMetadata()
+    meta.plugin_data.plugin_name = "scalars"
+    tf.summary.write(name, tf.constant(value, tf.float32), metadata=meta)
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def prepare_run(cfg: Config, resume: bool = False):
+    """Load data, complete and check the config against the run directory.
+
+    Fresh runs refuse a directory that already holds checkpoints (resume it
+    instead); resumed runs refuse changes to the architecture.
+    Returns (data, cfg).
+    """
+    validate(cfg)
+    cfg_path = os.path.join(cfg.run_dir, "config.json")
+    ckpt_dir = os.path.join(cfg.run_dir, "checkpoints")
+    if resume:
+        saved = Config.load(cfg_path)
+        diff = saved.architecture_diff(cfg.replace(**{k: getattr(saved, k) for k in
+                                                       ("conditional", "num_hair", "num_eye")}))
+        if diff:
+            name, (old, new) = next(iter(diff.items()))
+            raise ValueError(f"cannot change {name} of a saved run ({old} -> {new}); "
+                             f"start a new run with another --run-dir instead")
+    elif tf.train.latest_checkpoint(ckpt_dir):
+        raise ValueError(f"run directory {cfg.run_dir} already has checkpoints; continue it with --load "
+                         f"or choose another --run-dir")
+    data, cfg = load_data(cfg)
+    return data, cfg
+
+
+def train(cfg: Config, resume: bool = False, strategy: Optional[tf.distribute.Strategy] = None,
+          data: Optional[ImageSet] = None) -> TrainResult:
+    """Train (or, with ``resume``, continue) the run in ``cfg.run_dir``.
+
+    SIGINT/SIGTERM stop after the current step with a checkpoint saved; the result's
+    ``status`` is then "interrupted" and ``train(cfg, resume=True)`` continues exactly.
+    """
+    if strategy is None:
+        strategy = make_strategy(cfg.strategy)  # first: MultiWorkerMirroredStrategy needs a clean runtime
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if data is None:
+        data, cfg = prepare_run(cfg, resume)
+    trainer = Trainer(cfg, strategy)
+    if resume and trainer.restore() is None:
+        raise FileNotFoundError(f"no checkpoint in {os.path.join(cfg.run_dir, 'checkpoints')} to resume from")
+    if trainer.chief:
+        os.makedirs(cfg.run_dir, exist_ok=True)
+        cfg.save(os.path.join(cfg.run_dir, "config.json"))
+    logging.info("training on %d images (%s), %d step(s) per epoch, global batch %d on %d replica(s)",
+                 len(data), data.source, steps_per_epoch(len(data), cfg.batch_size), cfg.batch_size,
+                 trainer.replicas)
+    with StopSignal() as stop:
+        return trainer.fit(data, stop)
