@@ -60,14 +60,14 @@ class Config:
     # --- data ---
     data_dir: Optional[str] = None          # None: the built-in ``faces`` dataset
     tags: Optional[str] = None              # CSV/JSON of filename,hair,eye for conditional training
-    faces_count: int = 12000
+    faces_count: int = 10000
     cache_dir: Optional[str] = None         # built-in faces cache; None: $GAN_ANIME_CACHE or user cache
     augment: bool = True
     # --- model ---
     image_size: int = 64
     noise_dim: int = 100
-    g_width: int = 48                       # channels of the last generator block; earlier blocks double it
-    d_width: int = 48
+    g_width: int = 32                       # channels of the last generator block; earlier blocks double it
+    d_width: int = 32
     conditional: Optional[bool] = None      # None: conditional when the data has tags
     num_hair: int = 0
     num_eye: int = 0
