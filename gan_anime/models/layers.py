@@ -44,12 +44,13 @@ class MinibatchStddev(keras.layers.Layer):
         else:
             group = math.gcd(self.group_size, int(batch))
         shape = tf.shape(x)
-        b, h, w, c = shape[0], shape[1], shape[2], shape[3]
-        y = tf.reshape(tf.cast(x, tf.float32), [group, -1, h, w, c])
-        y = y - tf.reduce_mean(y, axis=0, keepdims=True)
-        y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=0) + 1e-8)   # [B/group, H, W, C]
+        h, w, c = shape[1], shape[2], shape[3]
+        # [B/group, group, ...]: groups are runs of consecutive samples (see class docstring).
+        y = tf.reshape(tf.cast(x, tf.float32), [-1, group, h, w, c])
+        y = y - tf.reduce_mean(y, axis=1, keepdims=True)
+        y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=1) + 1e-8)   # [B/group, H, W, C]
         y = tf.reduce_mean(y, axis=[1, 2, 3], keepdims=True)          # [B/group, 1, 1, 1]
-        y = tf.tile(y, [group, h, w, 1])                              # [B, H, W, 1]
+        y = tf.tile(tf.repeat(y, group, axis=0), [1, h, w, 1])        # [B, H, W, 1]
         return tf.concat([x, tf.cast(y, x.dtype)], axis=-1)
 
     def compute_output_shape(self, input_shape):

@@ -73,7 +73,8 @@ class Trainer:
             # Built here, with their variable lists, so their slots are mirrored like the weights.
             self.g_opt.build(self.G.trainable_variables)
             self.d_opt.build(self.D.trainable_variables)
-            self.counters = Counters()
+        # Host-side counters (not mirrored): read every step by the Python loop.
+        self.counters = Counters()
         objects = dict(generator=self.G, discriminator=self.D, g_optimizer=self.g_opt, d_optimizer=self.d_opt,
                        step=self.counters.step, epoch=self.counters.epoch,
                        step_in_epoch=self.counters.step_in_epoch)
@@ -167,7 +168,7 @@ class Trainer:
         return self.manager.save(checkpoint_number=int(self.counters.step))
 
     def learning_rates(self):
-        return float(self.g_opt.learning_rate), float(self.d_opt.learning_rate)
+        return _current_lr(self.g_opt), _current_lr(self.d_opt)
 
     def sample_grid(self, path: str) -> str:
         """A grid from the fixed sample noise (seeded by the run seed), so epochs are comparable."""
@@ -264,6 +265,13 @@ class Trainer:
         if path:
             self.checkpoint.restore(path)
         return path
+
+
+def _current_lr(optimizer) -> float:
+    """The rate the optimizer applies now (its schedule at its own iteration count)."""
+    value = optimizer.learning_rate
+    value = getattr(value, "value", value)  # keras.Variable -> backend (possibly mirrored) variable
+    return float(tf.convert_to_tensor(value).numpy())
 
 
 def _scalar_summary(name: str, value: float) -> None:
