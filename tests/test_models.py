@@ -1,0 +1,94 @@
+"""Shapes and ranges of every model and layer."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_anime.config import Config
+from gan_anime.models import build_models
+from gan_anime.models.dcgan import Discriminator, Generator
+from gan_anime.models.layers import MinibatchStddev, num_blocks, up_block
+
+
+@pytest.mark.parametrize("size", [16, 32, 64])
+@pytest.mark.parametrize("conditional", [False, True])
+def test_generator_and_discriminator_shapes(size, conditional):
+    hair, eye = (5, 4) if conditional else (0, 0)
+    g = Generator(size, noise_dim=12, width=4, num_hair=hair, num_eye=eye)
+    d = Discriminator(size, width=4, num_hair=hair, num_eye=eye)
+    z = tf.random.normal([6, 12])
+    labels = (tf.constant([0, 1, 2, 3, 4, 0]), tf.constant([3, 2, 1, 0, 0, 1])) if conditional else None
+    x = g(z, labels, training=True)
+    assert x.shape == (6, size, size, 3) and x.dtype == tf.float32
+    assert float(tf.reduce_min(x)) >= -1.0 and float(tf.reduce_max(x)) <= 1.0
+    y = d(x, labels, training=True)
+    assert y.shape == (6,) and bool(tf.reduce_all(tf.math.is_finite(y)))
+
+
+def test_128px_generator_shape():
+    g = Generator(128, noise_dim=4, width=2)
+    assert g(tf.zeros([2, 4])).shape == (2, 128, 128, 3)
+
+
+def test_labels_change_conditional_output():
+    g = Generator(16, noise_dim=8, width=4, num_hair=3, num_eye=2)
+    z = tf.random.normal([2, 8])
+    a = g(z, (tf.constant([0, 0]), tf.constant([0, 0])))
+    b = g(z, (tf.constant([2, 2]), tf.constant([1, 1])))
+    assert float(tf.reduce_max(tf.abs(a - b))) > 0
+
+
+def test_conditional_models_require_labels():
+    g = Generator(16, noise_dim=8, width=4, num_hair=3, num_eye=2)
+    with pytest.raises(ValueError, match="labels"):
+        g(tf.zeros([1, 8]))
+
+
+def test_nearest_upsample_generator():
+    g = Generator(32, noise_dim=8, width=4, upsample="nearest")
+    assert g(tf.zeros([3, 8])).shape == (3, 32, 32, 3)
+
+
+def test_channel_progression():
+    g = Generator(64, noise_dim=8, width=4)
+    g(tf.zeros([1, 8]))
+    kernels = [w.shape for w in g.trainable_weights if "deconv" in w.path]
+    # seed 4*8=32 channels, then 16, 8, 4, then RGB
+    assert [k[2] for k in kernels] == [16, 8, 4, 3]
+
+
+def test_minibatch_stddev_values():
+    x = np.zeros((4, 2, 2, 1), np.float32)
+    x[:2] = 1.0  # group {0,1}: no spread; group {2,3}: values 0 and 2 -> std 1
+    x[3] = 2.0
+    y = MinibatchStddev(2)(tf.constant(x)).numpy()
+    assert y.shape == (4, 2, 2, 2)
+    np.testing.assert_allclose(y[..., 0], x[..., 0])
+    np.testing.assert_allclose(y[:2, ..., 1], 1e-4, atol=1e-3)   # sqrt(1e-8)
+    np.testing.assert_allclose(y[2:, ..., 1], 1.0, rtol=1e-5)
+
+
+def test_minibatch_stddev_odd_batch_uses_divisor():
+    y = MinibatchStddev(4)(tf.random.normal([6, 3, 3, 2]))  # gcd(4, 6) = 2
+    assert y.shape == (6, 3, 3, 3)
+
+
+def test_up_block_doubles_resolution():
+    for kind in ("transpose", "nearest"):
+        x = tf.zeros([1, 4, 4, 2])
+        for layer in up_block(5, kind, f"t_{kind}"):
+            x = layer(x)
+        assert x.shape == (1, 8, 8, 5)
+
+
+def test_num_blocks_rejects_bad_sizes():
+    assert num_blocks(64) == 4
+    with pytest.raises(ValueError, match="power of two"):
+        num_blocks(48)
+
+
+def test_build_models_from_config_and_registry():
+    g, d = build_models(Config(image_size=16, g_width=4, d_width=4, conditional=False))
+    assert isinstance(g, Generator) and isinstance(d, Discriminator)
+    with pytest.raises(ValueError, match="dcgan"):
+        build_models(Config(), arch="stylegan9")

@@ -1,0 +1,150 @@
+"""Training: one step changes both networks, resume is exact, stops save, NaN rolls back."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import gan_anime
+from gan_anime.config import Config
+from gan_anime.data.folder import ImageSet
+from gan_anime.training.trainer import NonFiniteLossError, Trainer, prepare_run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(1)
+    for i in range(40):
+        a = np.full((24, 20, 3), rng.integers(0, 255, 3), np.uint8)
+        a[4:14, 5:15] = rng.integers(0, 255, 3)
+        Image.fromarray(a).save(d / f"{i:02d}.png")
+    return str(d)
+
+
+def tiny(run_dir, image_dir, **kw):
+    base = dict(data_dir=image_dir, image_size=16, g_width=4, d_width=4, noise_dim=8, batch_size=8, epochs=3,
+                run_dir=str(run_dir), cache_dir=str(run_dir) + "_cache", checkpoint_every=0, samples_per_grid=4,
+                log_every=1)
+    base.update(kw)
+    return Config(**base)
+
+
+def test_one_step_changes_both_networks(tmp_path):
+    rng = np.random.default_rng(0)
+    data = ImageSet(images=rng.integers(0, 256, (16, 16, 16, 3), dtype=np.uint8))
+    trainer = Trainer(Config(image_size=16, g_width=4, d_width=4, noise_dim=8, batch_size=8, max_steps=1,
+                             conditional=False, run_dir=str(tmp_path)))
+    g0 = [w.numpy().copy() for w in trainer.G.trainable_weights]
+    d0 = [w.numpy().copy() for w in trainer.D.trainable_weights]
+    result = trainer.fit(data)
+    assert result.step == 1 and result.status == "max_steps"
+    assert all(np.isfinite(v) for v in result.last.values())
+    for before, net in ((g0, trainer.G), (d0, trainer.D)):
+        changed = [not np.allclose(a, w.numpy()) for a, w in zip(before, net.trainable_weights)]
+        assert all(changed), f"{net.name}: {changed.count(False)} weight tensors did not change"
+
+
+def _checkpoint_values(run_dir):
+    path = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    reader = tf.train.load_checkpoint(path)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if "OBJECT_GRAPH" not in k and not k.startswith("save_counter")}
+
+
+def test_resume_is_exact(tmp_path, image_dir):
+    tf.config.experimental.enable_op_determinism()
+    # 40 images / batch 8 = 5 steps per epoch; 4 + 4 steps crosses an epoch boundary mid-way.
+    whole = gan_anime.train(tiny(tmp_path / "whole", image_dir, max_steps=8, deterministic=True))
+    assert whole.step == 8
+    half = gan_anime.train(tiny(tmp_path / "half", image_dir, max_steps=4, deterministic=True))
+    assert half.step == 4 and half.status == "max_steps"
+    resumed = gan_anime.train(tiny(tmp_path / "half", image_dir, max_steps=8, deterministic=True), resume=True)
+    assert resumed.step == 8
+    a, b = _checkpoint_values(str(tmp_path / "whole")), _checkpoint_values(str(tmp_path / "half"))
+    assert a.keys() == b.keys()
+    gen = [k for k in a if k.startswith("generator/")]
+    assert gen, sorted(a)[:5]
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # The CSV log holds each step exactly once.
+    steps = [int(r["step"]) for r in gan_anime.training.checkpoint.read_csv_log(
+        str(tmp_path / "half" / "logs" / "losses.csv"))]
+    assert steps == list(range(1, 9))
+
+
+def test_fresh_run_refuses_existing_checkpoints(tmp_path, image_dir):
+    gan_anime.train(tiny(tmp_path / "r", image_dir, max_steps=1))
+    with pytest.raises(ValueError, match="--load"):
+        gan_anime.train(tiny(tmp_path / "r", image_dir, max_steps=2))
+
+
+def test_resume_refuses_architecture_change(tmp_path, image_dir):
+    gan_anime.train(tiny(tmp_path / "r", image_dir, max_steps=1))
+    with pytest.raises(ValueError, match="g_width"):
+        prepare_run(tiny(tmp_path / "r", image_dir, g_width=8), resume=True)
+
+
+def test_epoch_end_writes_samples(tmp_path, image_dir):
+    result = gan_anime.train(tiny(tmp_path / "r", image_dir, epochs=1, generate_per_epoch=2))
+    assert result.status == "finished" and result.epoch == 1
+    assert os.path.isfile(tmp_path / "r" / "samples" / "epoch_0001.png")
+    assert sorted(os.listdir(tmp_path / "r" / "samples" / "epoch_0001")) == ["000.png", "001.png"]
+
+
+def test_non_finite_loss_rolls_back(tmp_path, image_dir):
+    cfg, data = None, None
+    data, cfg = prepare_run(tiny(tmp_path / "r", image_dir, max_steps=2))
+    trainer = Trainer(cfg)
+    trainer.fit(data)                      # checkpoint at step 2
+    saved = [w.numpy().copy() for w in trainer.G.trainable_weights]
+    trainer.G.trainable_weights[0].assign(trainer.G.trainable_weights[0] * np.nan)
+    trainer.cfg = cfg.replace(max_steps=5)
+    with pytest.raises(NonFiniteLossError, match="rolled back"):
+        trainer.fit(data)
+    for a, w in zip(saved, trainer.G.trainable_weights):
+        np.testing.assert_array_equal(a, w.numpy())
+
+
+SIGNAL_SCRIPT = """
+import sys, gan_anime
+from absl import logging
+logging.set_verbosity(logging.INFO)
+cfg = gan_anime.Config(data_dir=sys.argv[1], run_dir=sys.argv[2], cache_dir=sys.argv[2] + "_cache", image_size=16,
+                       g_width=4, d_width=4, noise_dim=8, batch_size=8, epochs=1000, checkpoint_every=0,
+                       samples_per_grid=4, log_every=1)
+r = gan_anime.train(cfg, resume=len(sys.argv) > 3)
+print("STATUS", r.status, r.step, flush=True)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_finishes_step_saves_and_resumes(tmp_path, image_dir, sig):
+    run = str(tmp_path / "r")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    proc = subprocess.Popen([sys.executable, "-c", SIGNAL_SCRIPT, image_dir, run], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    log = []
+    deadline = time.time() + 120
+    for line in proc.stdout:
+        log.append(line)
+        if "step 3/5" in line or time.time() > deadline:
+            break
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=120)
+    text = "".join(log) + out
+    assert proc.returncode == 0, text[-3000:]
+    assert "STATUS interrupted" in text
+    stopped = int(text.split("STATUS interrupted")[1].split()[0])
+    assert stopped >= 3
+    assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith(f"ckpt-{stopped}")
+    again = gan_anime.train(gan_anime.Config.load(os.path.join(run, "config.json")).replace(max_steps=stopped + 2),
+                            resume=True)
+    assert again.step == stopped + 2
