@@ -36,11 +36,13 @@ class Generator(keras.Model):
                                           kernel_initializer=dcgan_init(), name="project")
         self.reshape = keras.layers.Reshape((4, 4, seed_ch))
         self.seed_bn = batch_norm("seed_bn")
-        self.body = []
+        # Sequential, not a plain list: tf.train.Checkpoint only tracks layers held as attributes.
+        body = []
         for i in range(n - 1):
             ch = seed_ch // 2 ** (i + 1)
-            self.body += up_block(ch, upsample, f"g{i}") + [batch_norm(f"g{i}_bn"), keras.layers.ReLU()]
-        self.to_rgb = up_block(3, upsample, "rgb")
+            body += up_block(ch, upsample, f"g{i}") + [batch_norm(f"g{i}_bn"), keras.layers.ReLU()]
+        self.body = keras.Sequential(body, name="body")
+        self.to_rgb = keras.Sequential(up_block(3, upsample, "rgb"), name="to_rgb")
         self.out_act = keras.layers.Activation("tanh", dtype="float32", name="tanh")
 
     @property
@@ -58,11 +60,8 @@ class Generator(keras.Model):
                            tf.one_hot(eye, self.num_eye, dtype=self.compute_dtype)], axis=-1)
         x = self.reshape(self.project(x))
         x = tf.nn.relu(self.seed_bn(x, training=training))
-        for layer in self.body:
-            x = layer(x, training=training) if isinstance(layer, keras.layers.BatchNormalization) else layer(x)
-        for layer in self.to_rgb:
-            x = layer(x)
-        return self.out_act(x)
+        x = self.body(x, training=training)
+        return self.out_act(self.to_rgb(x))
 
     def get_config(self):
         return {"image_size": self.image_size, "noise_dim": self.noise_dim, "width": self.width,
@@ -83,14 +82,15 @@ class Discriminator(keras.Model):
         self.image_size, self.width, self.norm, self.mbstd_group = image_size, width, norm, mbstd_group
         self.num_hair, self.num_eye = num_hair, num_eye
         n = num_blocks(image_size)
-        self.body = []
+        body = []
         for i in range(n):
-            self.body.append(keras.layers.Conv2D(width * 2 ** i, 4, strides=2, padding="same",
-                                                 use_bias=(i == 0 or norm != "batch"),
-                                                 kernel_initializer=dcgan_init(), name=f"d{i}_conv"))
+            body.append(keras.layers.Conv2D(width * 2 ** i, 4, strides=2, padding="same",
+                                            use_bias=(i == 0 or norm != "batch"),
+                                            kernel_initializer=dcgan_init(), name=f"d{i}_conv"))
             if i > 0 and norm == "batch":
-                self.body.append(batch_norm(f"d{i}_bn"))
-            self.body.append(keras.layers.LeakyReLU(0.2))
+                body.append(batch_norm(f"d{i}_bn"))
+            body.append(keras.layers.LeakyReLU(0.2))
+        self.body = keras.Sequential(body, name="body")
         self.mbstd = MinibatchStddev(mbstd_group) if mbstd_group > 0 else None
         feat = width * 2 ** (n - 1)
         self.flatten = keras.layers.Flatten()
@@ -107,9 +107,7 @@ class Discriminator(keras.Model):
         return self.num_hair > 0 and self.num_eye > 0
 
     def call(self, images, labels: Labels = None, training: bool = False):
-        x = images
-        for layer in self.body:
-            x = layer(x, training=training) if isinstance(layer, keras.layers.BatchNormalization) else layer(x)
+        x = self.body(images, training=training)
         if self.mbstd is not None:
             x = self.mbstd(x)
         h = tf.nn.leaky_relu(self.features(self.flatten(x)), 0.2)
