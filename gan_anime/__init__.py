@@ -6,14 +6,34 @@ Public API (no flags needed, made for notebooks)::
     result = gan_anime.train(gan_anime.Config(run_dir="runs/demo", epochs=5))
     run = gan_anime.load("runs/demo")
     faces = run.generate(16, seed=7, hair="blonde", eye="blue")   # uint8 [16, 64, 64, 3]
+
+Names are imported lazily, so ``import gan_anime`` (and the built-in dataset, and
+the command line's argument checks) do not pay for importing TensorFlow.
 """
 
-from gan_anime.config import Config, Schedule, validate
-from gan_anime.inference import GanRun, load
-from gan_anime.models import Discriminator, Generator, build_models
-from gan_anime.training.trainer import NonFiniteLossError, Trainer, TrainResult, prepare_run, train
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "Schedule", "validate", "GanRun", "load", "Generator", "Discriminator", "build_models",
-           "Trainer", "TrainResult", "NonFiniteLossError", "prepare_run", "train", "__version__"]
+_EXPORTS = {
+    "Config": "gan_anime.config", "Schedule": "gan_anime.config", "validate": "gan_anime.config",
+    "GanRun": "gan_anime.inference", "load": "gan_anime.inference",
+    "Generator": "gan_anime.models", "Discriminator": "gan_anime.models", "build_models": "gan_anime.models",
+    "Trainer": "gan_anime.training.trainer", "TrainResult": "gan_anime.training.trainer",
+    "NonFiniteLossError": "gan_anime.training.trainer", "prepare_run": "gan_anime.training.trainer",
+    "train": "gan_anime.training.trainer",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gan_anime' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

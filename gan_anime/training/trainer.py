@@ -110,12 +110,12 @@ class Trainer:
 
         def replica_step(batch):
             labels = (batch["hair"], batch["eye"]) if cfg.conditional else None
-            both_labels = None if labels is None else tuple(tf.concat([l, l], 0) for l in labels)
             with tf.GradientTape(persistent=True) as tape:
                 fake = G(batch["noise"], labels, training=True)
-                # Real and fake go through D together: one pass, and batch-norm statistics over both.
-                logits = D(tf.concat([batch["images"], fake], 0), both_labels, training=True)
-                real_logits, fake_logits = tf.split(logits, 2)
+                # Real and fake batches go through D separately, so D's batch norm never mixes them
+                # (DCGAN; "ganhacks" #4): mixed statistics let D win at once on this data.
+                real_logits = D(batch["images"], labels, training=True)
+                fake_logits = D(fake, labels, training=True)
                 d_each, g_each = loss_fn(real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
                 d_loss = tf.nn.compute_average_loss(d_each, global_batch_size=global_batch)
                 g_loss = tf.nn.compute_average_loss(g_each, global_batch_size=global_batch)
