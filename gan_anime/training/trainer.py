@@ -30,6 +30,10 @@ from gan_anime.training.checkpoint import Counters, CsvLog, StopSignal, make_man
 from gan_anime.training.strategy import is_chief, make_strategy
 
 
+#: Noise samples used to set the averaged generator's batch-norm statistics.
+STANDING_STATS_BATCH = 256
+
+
 class NonFiniteLossError(RuntimeError):
     """Losses became NaN/inf; the run was rolled back to its last good checkpoint."""
 
@@ -149,11 +153,8 @@ class Trainer:
         # Warm-up (as tf.train.ExponentialMovingAverage with num_updates): early averages forget faster.
         step = tf.cast(self.counters.step, tf.float32)
         decay = tf.minimum(self.cfg.ema_decay, (1.0 + step) / (10.0 + step))
-        for e, w in zip(self.G_ema.weights, self.G.weights):
-            if w.trainable:
-                e.assign(decay * e + (1.0 - decay) * w)
-            else:  # batch-norm moving statistics follow the live generator
-                e.assign(w)
+        for e, w in zip(self.G_ema.trainable_weights, self.G.trainable_weights):
+            e.assign(decay * e + (1.0 - decay) * w)
 
     # ------------------------------------------------------------------ state
     def restore(self) -> Optional[str]:
@@ -165,13 +166,37 @@ class Trainer:
         return path
 
     def save(self) -> str:
+        self.refresh_ema_statistics()
         return self.manager.save(checkpoint_number=int(self.counters.step))
+
+    def refresh_ema_statistics(self) -> None:
+        """Give the averaged generator batch-norm statistics of its own ("standing statistics", BigGAN).
+
+        The live generator's moving averages describe the live weights; used with the
+        averaged weights they wash the images out.  One training-mode pass with
+        momentum 0 over a fixed noise batch sets them from the averaged weights, so
+        they are a deterministic function of those weights.
+        """
+        if self.G_ema is None:
+            return
+        norms = [l for l in self.G_ema._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+        noise, labels = generator_inputs(self.cfg, STANDING_STATS_BATCH, self.cfg.seed + 1)
+        labels = None if labels is None else tuple(tf.constant(l) for l in labels)
+        momenta = [n.momentum for n in norms]
+        try:
+            for n in norms:
+                n.momentum = 0.0
+            self.G_ema(tf.constant(noise), labels, training=True)
+        finally:
+            for n, m in zip(norms, momenta):
+                n.momentum = m
 
     def learning_rates(self):
         return _current_lr(self.g_opt), _current_lr(self.d_opt)
 
     def sample_grid(self, path: str) -> str:
-        """A grid from the fixed sample noise (seeded by the run seed), so epochs are comparable."""
+        """A grid from the fixed sample noise (seeded by the run seed), so epochs are comparable.
+        Call after :meth:`save` (which refreshes the averaged generator's statistics)."""
         noise, labels = generator_inputs(self.cfg, self.cfg.samples_per_grid, self.cfg.seed)
         images = run_generator(self.G_ema or self.G, noise, labels)
         return save_png(make_grid(images), path)

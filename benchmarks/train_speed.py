@@ -1,0 +1,54 @@
+"""Training-step throughput (images/s) of the real trainer on random data.
+
+    python benchmarks/train_speed.py [--image-size 64] [--width 32] [--batch-size 32] [--steps 60] [--xla]
+
+Times the real ``Trainer`` step (tf.data pipeline, strategy.run, both optimizers,
+EMA) after a warm-up that absorbs tracing, and prints one line per setting.
+Not a test: numbers depend on the machine (see README, "Measured").
+"""
+
+import argparse
+import tempfile
+import time
+
+import numpy as np
+
+
+def measure(image_size: int, width: int, batch: int, steps: int, xla: bool, warmup: int = 5) -> float:
+    from gan_anime.config import Config
+    from gan_anime.data.folder import ImageSet
+    from gan_anime.training.trainer import Trainer
+
+    rng = np.random.default_rng(0)
+    n = batch * (steps + warmup + 1)
+    data = ImageSet(images=rng.integers(0, 256, (n, image_size, image_size, 3), dtype=np.uint8))
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Config(image_size=image_size, g_width=width, d_width=width, batch_size=batch, conditional=False,
+                     jit_compile=xla, run_dir=tmp, checkpoint_every=0, max_steps=warmup, epochs=1)
+        trainer = Trainer(cfg)
+        trainer.fit(data)                                   # tracing + warm-up steps
+        trainer.cfg = cfg.replace(max_steps=warmup + steps)
+        start = time.perf_counter()
+        result = trainer.fit(data)
+        elapsed = time.perf_counter() - start
+    return (result.step - warmup) * batch / elapsed
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--image-size", type=int, nargs="+", default=[64])
+    p.add_argument("--width", type=int, nargs="+", default=[32])
+    p.add_argument("--batch-size", type=int, nargs="+", default=[32])
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--xla", action="store_true")
+    args = p.parse_args()
+    for size in args.image_size:
+        for width in args.width:
+            for batch in args.batch_size:
+                rate = measure(size, width, batch, args.steps, args.xla)
+                print(f"image {size}px  width {width}  batch {batch}  xla {args.xla}: {rate:.1f} images/s",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
