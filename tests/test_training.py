@@ -137,7 +137,7 @@ cfg = gan_anime.Config(data_dir=sys.argv[1], run_dir=sys.argv[2], cache_dir=sys.
                        g_width=4, d_width=4, noise_dim=8, batch_size=8, epochs=1000, checkpoint_every=0,
                        samples_per_grid=4, log_every=1)
 r = gan_anime.train(cfg, resume=len(sys.argv) > 3)
-print("STATUS", r.status, r.step, flush=True)
+print("STATUS", r.status, r.step, r.signal, flush=True)
 """
 
 
@@ -158,6 +158,7 @@ def test_signal_finishes_step_saves_and_resumes(tmp_path, image_dir, sig):
     text = "".join(log) + out
     assert proc.returncode == 0, text[-3000:]
     assert "STATUS interrupted" in text
+    assert text.split("STATUS interrupted")[1].split()[1] == sig.name
     stopped = int(text.split("STATUS interrupted")[1].split()[0])
     assert stopped >= 3
     assert tf.train.latest_checkpoint(os.path.join(run, "checkpoints")).endswith(f"ckpt-{stopped}")

@@ -48,6 +48,7 @@ class TrainResult:
     last: Dict[str, float]
     seconds: float
     images_per_s: float
+    signal: Optional[str] = None    # "SIGINT" or "SIGTERM" when status is "interrupted"
 
 
 class Trainer:
@@ -161,7 +162,12 @@ class Trainer:
         """Restore the latest checkpoint of the run, if any; returns its path."""
         path = self.manager.latest_checkpoint
         if path:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (AssertionError, ValueError, tf.errors.OpError) as e:
+                first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+                raise ValueError(f"checkpoint {path} does not match this run's models (was it written by another "
+                                 f"configuration or version?): {first}") from None
             logging.info("restored %s (%s)", path, self.counters.as_dict())
         return path
 
@@ -283,7 +289,8 @@ class Trainer:
         if writer:
             writer.flush()
         return TrainResult(cfg.run_dir, int(c.step), int(c.epoch), status, saved or self.manager.latest_checkpoint,
-                           last, time.time() - start_time, rate)
+                           last, time.time() - start_time, rate,
+                           stop.requested if stop is not None and status == "interrupted" else None)
 
     def _roll_back(self) -> Optional[str]:
         path = self.manager.latest_checkpoint

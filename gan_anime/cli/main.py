@@ -1,0 +1,312 @@
+"""gan-anime (python -m gan_anime): train a GAN on anime faces, continue it, generate faces.
+
+Routines (exactly one):
+  --train       train a new run: runs/<name>/ (default name <dataset>-<YYYYmmdd-HHMMSS>)
+  --load        continue the latest run (or --run-dir) with its saved config;
+                --epochs N trains N MORE epochs, without it the saved total is finished
+  --inference   write --inference-count faces + grid.png to <run>/generated/<NNNN>-seed<S>/
+  --media       write media/model_summary.txt and media/images.png
+
+Learning rate (at most one of these; default: a fixed 2e-4 for both networks):
+  --learning-rate A[,B]                                   fixed; B = discriminator's
+  --exponential-decay LR STEPS BASE [LR STEPS BASE]        lr * BASE ** (step / STEPS)
+  --polynomial-decay LR STEPS END POWER [LR STEPS END POWER]
+  --constant-decay 1 --constant-decay-boundaries B1 B2 --constant-decay-values V0 V1 V2
+  --constant-decay 2 --constant-decay-boundaries G1 G2 : D1 --constant-decay-values GV0 GV1 GV2 : DV0 DV1
+A second set (or the part after ':') is the discriminator's; one set is shared by both networks.
+Values may also be given comma-joined: --exponential-decay=2e-4,1000,0.9.
+
+Examples:
+  python -m gan_anime --train --epochs 4
+  python -m gan_anime --train --data-dir ~/faces --image-size 64 --exponential-decay 2e-4 1000 0.9
+  python -m gan_anime --load --epochs 2
+  python -m gan_anime --inference --inference-count 16 --seed 3 --hair blonde
+
+Mistakes exit 2 with one line 'gan-anime: error: --flag: what is expected'; a stop by Ctrl-C or
+SIGTERM saves a checkpoint and exits 130 (Ctrl-C) or 143 (SIGTERM); losses that became NaN exit 1.
+GAN_ANIME_DEBUG=1 shows tracebacks of library errors.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import re
+import sys
+import time
+from typing import List, Optional
+
+from gan_anime.cli import flags as cli_flags
+from gan_anime.cli.flags import FLAGS, ROUTINES, UsageError, dashed, fail, present
+from gan_anime.config import Config, validate
+
+TF_MISSING = ("TensorFlow is not installed: install gan_anime[cpu] or gan_anime[gpu] "
+              "(e.g. pip install -e '.[cpu]', or run scripts/init.sh)")
+EXIT_NONFINITE, EXIT_INTERRUPTED, EXIT_SIGTERM = 1, 130, 143   # mistakes exit 2 (flags.fail)
+
+# Flags each routine accepts; anything else given is an error rather than silently ignored.
+_LOCATE = {"run_dir", "runs_root", "name"}
+_ARCHITECTURE = {"image_size", "noise_vector", "width"}
+_INFERENCE_ONLY = {"inference_count", "hair", "eye"}
+LOAD_FLAGS = _LOCATE | {"epochs", "generate_per_epoch", "augment", "max_steps", "checkpoint_every",
+                        "log_every", "strategy", "xla", "deterministic", "cache_dir", "generate_after"}
+INFERENCE_FLAGS = _LOCATE | _INFERENCE_ONLY | {"seed"}
+MEDIA_FLAGS = {"media_dir"}
+#: Config fields named by validate() -> the flag that sets them.
+_FIELD_FLAGS = {"noise_dim": "noise_vector", "g_width": "width", "d_width": "width", "jit_compile": "xla"}
+
+
+def _allowed(routine: str) -> set:
+    ours = set(cli_flags.our_flag_names()) - set(ROUTINES)
+    return {"train": ours - _INFERENCE_ONLY - {"media_dir"}, "load": LOAD_FLAGS,
+            "inference": INFERENCE_FLAGS, "media": MEDIA_FLAGS}[routine]
+
+
+def _routine() -> str:
+    chosen = [r for r in ROUTINES if getattr(FLAGS, r)]
+    listed = ", ".join(dashed(r) for r in ROUTINES)
+    if not chosen:
+        raise UsageError(None, f"missing routine: give exactly one of {listed}")
+    if len(chosen) > 1:
+        raise UsageError(chosen[1], f"give exactly one routine of {listed}; got "
+                                    f"{' and '.join(dashed(r) for r in chosen)}")
+    routine = chosen[0]
+    for name in cli_flags.our_flag_names():
+        if name in ROUTINES or not present(name) or name in _allowed(routine):
+            continue
+        if routine == "load" and name in _ARCHITECTURE:
+            raise UsageError(name, "cannot change the architecture of a saved run with --load; start a new "
+                                   "run with --train")
+        if routine == "load":
+            raise UsageError(name, f"cannot be changed by --load (the run keeps its saved value); --load "
+                                   f"accepts {', '.join(dashed(n) for n in sorted(LOAD_FLAGS))}")
+        raise UsageError(name, f"not used by --{routine}")
+    if present("run_dir") and present("name"):
+        raise UsageError("name", "give --run-dir or --name, not both")
+    return routine
+
+
+# ------------------------------------------------------------------------------------ run dirs
+def latest_run(root: str) -> Optional[str]:
+    """The run under ``root`` whose config.json was written last (a run writes it when it starts)."""
+    found = glob.glob(os.path.join(glob.escape(root), "*", "config.json"))
+    return os.path.dirname(max(found, key=os.path.getmtime)) if found else None
+
+
+def _locate_run(routine: str) -> str:
+    if FLAGS.run_dir or FLAGS.name:
+        flag = "run_dir" if FLAGS.run_dir else "name"
+        path = FLAGS.run_dir or os.path.join(FLAGS.runs_root, FLAGS.name)
+        if not os.path.isdir(path):
+            raise UsageError(flag, f"run directory {path} does not exist (expected a run made by --train)")
+        return path
+    path = latest_run(FLAGS.runs_root)
+    if path is None:
+        raise UsageError(routine, f"no run found under {FLAGS.runs_root}/ (train one with --train, or give "
+                                  f"--run-dir)")
+    return path
+
+
+def _new_run_dir() -> str:
+    if FLAGS.run_dir:
+        return FLAGS.run_dir
+    if FLAGS.name:
+        if "/" in FLAGS.name or FLAGS.name in (".", ".."):
+            raise UsageError("name", f"expected a plain folder name, got {FLAGS.name!r}")
+        return os.path.join(FLAGS.runs_root, FLAGS.name)
+    dataset = "faces" if not FLAGS.data_dir else os.path.basename(os.path.normpath(FLAGS.data_dir))
+    base = os.path.join(FLAGS.runs_root, f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', dataset)}-"
+                                         f"{time.strftime('%Y%m%d-%H%M%S')}")
+    path, n = base, 1
+    while os.path.exists(path):
+        n += 1
+        path = f"{base}-{n}"
+    return path
+
+
+# ------------------------------------------------------------------------------------ configs
+def _validated(cfg: Config) -> Config:
+    try:
+        return validate(cfg)
+    except ValueError as e:
+        field = str(e).split(" ", 1)[0]
+        flag = _FIELD_FLAGS.get(field, field)
+        if flag in cli_flags.our_flag_names():
+            raise UsageError(flag, str(e)) from None
+        raise
+
+
+def train_config() -> Config:
+    """The one Config of a new run, from the parsed flags (unset flags keep Config's defaults)."""
+    if FLAGS.data_dir and not os.path.isdir(FLAGS.data_dir):
+        raise UsageError("data_dir", f"{FLAGS.data_dir} does not exist (expected a folder of images)")
+    if FLAGS.tags and not FLAGS.data_dir:
+        raise UsageError("tags", "needs --data-dir (the built-in faces bring their own tags)")
+    if FLAGS.tags and not os.path.isfile(FLAGS.tags):
+        raise UsageError("tags", f"{FLAGS.tags} does not exist (expected a CSV/JSON of filename,hair,eye)")
+    schedules = cli_flags.schedules()
+    width = FLAGS.width
+    absolute = lambda p: os.path.abspath(os.path.expanduser(p)) if p else None  # noqa: E731
+    fields = dict(
+        data_dir=absolute(FLAGS.data_dir), tags=absolute(FLAGS.tags), faces_count=FLAGS.faces_count,
+        cache_dir=absolute(FLAGS.cache_dir), augment=FLAGS.augment, image_size=FLAGS.image_size,
+        noise_dim=FLAGS.noise_vector, g_width=width, d_width=width, epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size, seed=FLAGS.seed, generate_per_epoch=FLAGS.generate_per_epoch,
+        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every, strategy=FLAGS.strategy,
+        jit_compile=FLAGS.xla, deterministic=FLAGS.deterministic, max_steps=FLAGS.max_steps,
+        g_schedule=schedules and schedules[0], d_schedule=schedules and schedules[1],
+    )
+    cfg = Config(**{k: v for k, v in fields.items() if v is not None})
+    return _validated(cfg.replace(run_dir=_new_run_dir()))
+
+
+def completed_epochs(checkpoint: str) -> int:
+    import tensorflow as tf
+    return int(tf.train.load_variable(checkpoint, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def load_config(run_dir: str) -> Config:
+    """The saved config of ``run_dir`` with what --load may change: more epochs, images per epoch,
+    augmentation, step limit, logging, strategy."""
+    import tensorflow as tf
+    saved = Config.load(os.path.join(run_dir, "config.json"))
+    ckpt = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
+    if ckpt is None:
+        raise UsageError("load", f"no checkpoint in {os.path.join(run_dir, 'checkpoints')} to continue from "
+                                 f"(the run stopped before its first checkpoint); train it again with --train")
+    done = completed_epochs(ckpt)
+    if FLAGS.epochs is not None:
+        epochs = done + FLAGS.epochs
+    elif done >= saved.epochs:
+        raise UsageError("epochs", f"the run in {run_dir} already finished its {saved.epochs} epochs; pass "
+                                   f"--epochs N to train N more")
+    else:
+        epochs = saved.epochs
+    changes = dict(run_dir=run_dir, epochs=epochs, max_steps=FLAGS.max_steps or 0)
+    for flag, field in (("generate_per_epoch", "generate_per_epoch"), ("augment", "augment"),
+                        ("checkpoint_every", "checkpoint_every"), ("log_every", "log_every"),
+                        ("strategy", "strategy"), ("xla", "jit_compile"), ("deterministic", "deterministic")):
+        if present(flag):
+            changes[field] = getattr(FLAGS, flag)
+    if present("cache_dir"):
+        changes["cache_dir"] = os.path.abspath(FLAGS.cache_dir)
+    return _validated(saved.replace(**changes))
+
+
+# ------------------------------------------------------------------------------------ routines
+def next_output_dir(run_dir: str, seed: int) -> str:
+    """Claim ``<run>/generated/<NNNN>-seed<S>`` with the next free number (never an existing folder)."""
+    root = os.path.join(run_dir, "generated")
+    os.makedirs(root, exist_ok=True)
+    numbers = [int(m.group(1)) for m in (re.match(r"(\d{4,})-", n) for n in os.listdir(root)) if m]
+    n = max(numbers, default=0) + 1
+    while True:
+        path = os.path.join(root, f"{n:04d}-seed{seed}")
+        try:
+            os.mkdir(path)   # atomic: two calls at once get two folders
+            return path
+        except FileExistsError:
+            n += 1
+
+
+def _label(value: Optional[str]):
+    return int(value) if value is not None and value.isdigit() else value
+
+
+def generate(run_dir: str, count: int, seed: int, hair=None, eye=None) -> str:
+    import gan_anime
+    run = gan_anime.load(run_dir)
+    images = run.generate(count, seed=seed, hair=_label(hair), eye=_label(eye))
+    out = run.save(images, next_output_dir(run_dir, seed))
+    print(f"generated {count} faces: {out}/ (grid: {os.path.join(out, 'grid.png')})", flush=True)
+    return out
+
+
+def _train(cfg: Config, resume: bool) -> int:
+    import gan_anime
+    result = gan_anime.train(cfg, resume=resume)
+    grids = sorted(glob.glob(os.path.join(glob.escape(result.run_dir), "samples", "epoch_*.png")))
+    print(f"run directory: {result.run_dir}")
+    print(f"{result.status}: epoch {result.epoch}/{cfg.epochs}, step {result.step}, "
+          f"{result.seconds:.0f} s, {result.images_per_s:.0f} images/s; checkpoint {result.checkpoint}")
+    if grids:
+        print(f"samples: {grids[-1]}")
+    sys.stdout.flush()
+    if result.status == "interrupted":
+        sys.stderr.write(f"{cli_flags.PROG}: training stopped by a signal; a checkpoint was saved. Continue "
+                         f"with: python -m gan_anime --load --run-dir {result.run_dir}   (or: scripts/load.sh "
+                         f"--run-dir {result.run_dir}, alias LOAD)\n")
+        return EXIT_SIGTERM if result.signal == "SIGTERM" else EXIT_INTERRUPTED
+    if FLAGS.generate_after:
+        generate(result.run_dir, FLAGS.generate_after, 0)
+    return 0
+
+
+def routine_train() -> int:
+    return _train(train_config(), resume=False)
+
+
+def routine_load() -> int:
+    run_dir = _locate_run("load")
+    cfg = load_config(run_dir)
+    return _train(cfg, resume=True)
+
+
+def routine_inference() -> int:
+    run_dir = _locate_run("inference")
+    generate(run_dir, FLAGS.inference_count, FLAGS.seed or 0, FLAGS.hair, FLAGS.eye)
+    return 0
+
+
+def routine_media() -> int:
+    from gan_anime.cli.media import write_media
+    for path in write_media(FLAGS.media_dir):
+        print(path)
+    return 0
+
+
+ROUTINE_FUNCTIONS = {"train": routine_train, "load": routine_load, "inference": routine_inference,
+                     "media": routine_media}
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text
+
+
+def main(argv: List[str]) -> int:
+    if len(argv) > 1:
+        fail(f"unexpected argument {argv[1]!r}: {cli_flags.PROG} takes only --flags (see --help)")
+    debug = bool(os.environ.get("GAN_ANIME_DEBUG"))
+    try:
+        routine = _routine()
+        return ROUTINE_FUNCTIONS[routine]()
+    except UsageError as e:
+        fail(str(e))
+    except (ValueError, FileNotFoundError) as e:
+        if debug:
+            raise
+        fail(_one_line(e))
+    except Exception as e:
+        if type(e).__name__ == "NonFiniteLossError" and not debug:
+            fail(_one_line(e), EXIT_NONFINITE)
+        raise
+
+
+def tensorflow_installed() -> bool:
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def run(argv: Optional[List[str]] = None) -> None:
+    """Console script ``gan-anime`` and ``python -m gan_anime``."""
+    if not tensorflow_installed():
+        fail(TF_MISSING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # hide TensorFlow's C++ INFO and WARNING lines
+    from absl import app, logging
+    logging.set_verbosity(logging.INFO)   # progress lines from the library
+    app.run(main, argv=argv, flags_parser=cli_flags.flags_parser)
+
+
+if __name__ == "__main__":
+    run()

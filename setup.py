@@ -1,0 +1,66 @@
+"""Packaging for gan_anime.  TensorFlow comes through an extra, so pick one:
+
+    pip install -e '.[cpu]'        # tensorflow-cpu (fast to install; what scripts/init.sh uses without a GPU)
+    pip install -e '.[gpu]'        # tensorflow with CUDA libraries
+    pip install -e '.[cpu,dev]'    # + pytest, to run the tests
+
+scripts/init.sh does this for you (and writes the ENTRY/TRAIN/LOAD/INF aliases).
+"""
+
+import os
+import re
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _version() -> str:
+    # Read, not imported: importing gan_anime needs TensorFlow, which may not be installed yet.
+    with open(os.path.join(HERE, "gan_anime", "__init__.py")) as f:
+        return re.search(r'^__version__ = "([^"]+)"', f.read(), re.M).group(1)
+
+
+def _readme() -> str:
+    path = os.path.join(HERE, "README.md")
+    return open(path).read() if os.path.isfile(path) else ""
+
+
+# tensorflow-cpu has wheels for Linux x86-64 only; elsewhere the plain tensorflow package runs on the CPU.
+TF_CPU = ["tensorflow-cpu>=2.16,<3; platform_system == 'Linux' and platform_machine == 'x86_64'",
+          "tensorflow>=2.16,<3; platform_system != 'Linux' or platform_machine != 'x86_64'"]
+TF_GPU = ["tensorflow[and-cuda]>=2.16,<3"]
+
+setup(
+    name="gan_anime",
+    version=_version(),
+    description="Train GANs that draw anime faces on a laptop CPU or a GPU cluster; generate, resume, evaluate.",
+    long_description=_readme(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["gan_anime", "gan_anime.*"]),
+    # Data files that ship inside the package (JSON/CSV tables, text), wherever they are added.
+    package_data={"gan_anime": ["*.json", "*.txt", "*/*.json", "*/*.csv", "*/*.txt"]},
+    include_package_data=True,
+    install_requires=[
+        "numpy>=1.26,<3",
+        "pillow>=10.0",
+        "imageio>=2.31,<3",
+        "absl-py>=2.0,<3",
+        "platformdirs>=3.0",
+        "dicebear-core>=10.7,<11",
+        "dicebear-styles>=10.6,<11",
+        "resvg-py>=0.5,<1",
+    ],
+    extras_require={
+        "cpu": TF_CPU,
+        "gpu": TF_GPU,
+        "dev": ["pytest>=7"],
+    },
+    entry_points={"console_scripts": ["gan-anime = gan_anime.cli.main:run"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Operating System :: POSIX :: Linux",
+    ],
+)

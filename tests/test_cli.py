@@ -1,0 +1,321 @@
+"""The command line (python -m gan_anime): routines end to end, schedules reaching the optimizers,
+and every wrong invocation exiting 2 with one line that names the flag."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from PIL import Image
+
+from conftest import TINY, expand
+from gan_anime.cli import flags as cli_flags
+from gan_anime.cli import main as cli_main
+from gan_anime.cli.flags import UsageError
+
+
+def _rows(run_dir):
+    with open(os.path.join(run_dir, "logs", "losses.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _config(run_dir):
+    with open(os.path.join(run_dir, "config.json")) as f:
+        return json.load(f)
+
+
+def _printed(stdout, prefix):
+    """The path on the stdout line starting with ``prefix`` (e.g. 'run directory:')."""
+    line = next(l for l in stdout.splitlines() if l.startswith(prefix))
+    return line[len(prefix):].strip().split(" ")[0].rstrip("/")
+
+
+# Stacked exponential decay (generator set, then discriminator set), checked per step in the CSV log.
+G_EXP, D_EXP = (0.001, 4, 0.5), (0.002, 8, 0.25)
+
+
+@pytest.fixture(scope="module")
+def trained(run_cmd, tmp_path_factory):
+    """One tiny run on the built-in faces: 1 epoch of 8 steps, then generate 4 faces."""
+    cwd = tmp_path_factory.mktemp("cli")
+    result = run_cmd(["ENTRY", "--train", *TINY, "--epochs", "1", "--generate-after", "4",
+                      "--exponential-decay", *G_EXP, *D_EXP], cwd)
+    assert result.returncode == 0, result.stderr
+    run_dir = os.path.join(cwd, _printed(result.stdout, "run directory:"))
+    return cwd, run_dir, result
+
+
+def test_train_writes_run_samples_and_generated_faces(trained):
+    cwd, run_dir, result = trained
+    assert os.path.relpath(run_dir, cwd).startswith(os.path.join("runs", "faces-"))
+    assert os.path.isfile(os.path.join(run_dir, "samples", "epoch_0001.png"))
+    out = os.path.join(cwd, _printed(result.stdout, "generated 4 faces:"))
+    assert out == os.path.join(run_dir, "generated", "0001-seed0")
+    assert sorted(os.listdir(out)) == ["0000.png", "0001.png", "0002.png", "0003.png", "grid.png"]
+    assert Image.open(os.path.join(out, "0000.png")).size == (16, 16)
+    assert "epoch 1/1" in result.stderr   # progress lines are shown (absl INFO)
+    cfg = _config(run_dir)
+    assert (cfg["image_size"], cfg["g_width"], cfg["d_width"], cfg["faces_count"]) == (16, 8, 8, 64)
+    assert cfg["conditional"] is True     # the built-in faces carry hair and eye tags
+
+
+def test_stacked_exponential_decay_reaches_both_optimizers(trained):
+    _, run_dir, _ = trained
+    cfg = _config(run_dir)
+    assert cfg["g_schedule"]["kind"] == cfg["d_schedule"]["kind"] == "exponential"
+    rows = _rows(run_dir)
+    assert [int(r["step"]) for r in rows] == list(range(1, 9))
+    for r in rows:
+        step = int(r["step"])
+        for (lr, steps, base), key in ((G_EXP, "lr_g"), (D_EXP, "lr_d")):
+            assert float(r[key]) == pytest.approx(lr * base ** (step / steps), rel=1e-4)
+
+
+def test_inference_makes_a_new_folder_per_call(trained, run_cmd):
+    cwd, run_dir, _ = trained
+    first = run_cmd(["ENTRY", "--inference", "--inference-count", "3", "--seed", "5"], cwd)
+    second = run_cmd(["ENTRY", "--inference", "--inference-count", "3", "--seed", "5", "--hair", "blonde",
+                      "--eye", "blue", "--run-dir", run_dir], cwd)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    a = os.path.join(cwd, _printed(first.stdout, "generated 3 faces:"))
+    b = _printed(second.stdout, "generated 3 faces:")
+    assert (os.path.basename(a), os.path.basename(b)) == ("0002-seed5", "0003-seed5")
+    assert len(os.listdir(a)) == len(os.listdir(b)) == 4
+    assert Image.open(os.path.join(a, "grid.png")).size[0] > 16
+
+
+def test_load_trains_more_epochs_with_new_settings(trained, run_cmd):
+    cwd, run_dir, _ = trained
+    done = run_cmd(["ENTRY", "--load"], cwd)   # the latest run has finished its epochs
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("gan-anime: error: --epochs:") and "pass --epochs N" in done.stderr
+    result = run_cmd(["ENTRY", "--load", "--epochs", "1", "--generate-per-epoch", "2", "--no-augment"], cwd)
+    assert result.returncode == 0, result.stderr
+    cfg = _config(run_dir)
+    assert (cfg["epochs"], cfg["generate_per_epoch"], cfg["augment"]) == (2, 2, False)
+    assert [int(r["step"]) for r in _rows(run_dir)] == list(range(1, 17))   # resumed at step 9
+    assert len(os.listdir(os.path.join(run_dir, "samples", "epoch_0002"))) == 2
+    # The decay continued where it stopped: the optimizers' step counters were restored.
+    last = _rows(run_dir)[-1]
+    assert float(last["lr_g"]) == pytest.approx(G_EXP[0] * G_EXP[2] ** (16 / G_EXP[1]), rel=1e-4)
+
+
+def test_interrupt_saves_and_says_how_to_resume(run_cmd, cli_env, tmp_path):
+    err_path = tmp_path / "stderr.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(expand(["ENTRY", "--train", *TINY, "--epochs", "500", "--run-dir", "r"]),
+                                cwd=tmp_path, env=cli_env, stdout=subprocess.PIPE, stderr=err, text=True)
+        deadline = time.time() + 120
+        while "epoch 1/500 step 2/8" not in err_path.read_text() and time.time() < deadline:
+            assert proc.poll() is None, err_path.read_text()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=120)
+    stderr = err_path.read_text()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stdout and "--load --run-dir r" in stderr and "Traceback" not in stderr
+    assert os.listdir(tmp_path / "r" / "checkpoints")
+
+
+def test_media_writes_summary_and_training_sheet(run_cmd, tmp_path):
+    result = run_cmd(["ENTRY", "--media", "--media-dir", tmp_path / "media"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = (tmp_path / "media" / "model_summary.txt").read_text()
+    assert "generator" in summary and "discriminator" in summary and "Trainable parameters" in summary
+    assert Image.open(tmp_path / "media" / "images.png").size == (8 * 66 + 2, 8 * 66 + 2)
+
+
+# ------------------------------------------------------------------------------ wrong invocations
+# (argv, start of the one stderr line).  Each runs the real command line: exit 2, one line, no traceback.
+WRONG = [
+    ([], "gan-anime: error: missing routine: give exactly one of --train, --load, --inference"),
+    (["--train", "--inference"], "gan-anime: error: --inference: give exactly one routine"),
+    (["--train", "--learning-rate", "1e-4", "--exponential-decay", "0.1", "100", "0.9"],
+     "gan-anime: error: --exponential-decay: cannot be combined with --learning-rate"),
+    (["--train", "--exponential-decay", "0.1", "100"],
+     "gan-anime: error: --exponential-decay: expected 3 numbers <initial_lr> <decay_steps> <base>"),
+    (["--train", "--constant-decay", "1", "--constant-decay-boundaries", "100", "200",
+      "--constant-decay-values", "1e-3", "5e-4"],
+     "gan-anime: error: --constant-decay-values: 2 boundaries need 3 values"),
+    (["--inference", "--inference-count", "-3"],
+     "gan-anime: error: --inference-count: expected a positive integer, got -3"),
+    (["--load"], "gan-anime: error: --load: no run found under runs/"),
+    (["--train", "--data-dir", "no/such/folder"],
+     "gan-anime: error: --data-dir: no/such/folder does not exist (expected a folder of images)"),
+]
+
+
+def test_wrong_invocations_exit_2_with_one_line(cli_env, tmp_path):
+    env = {k: v for k, v in cli_env.items() if k != "TF_CPP_MIN_LOG_LEVEL"}   # as a user runs it
+    procs = []
+    for i, (argv, _) in enumerate(WRONG):   # two at a time
+        cwd = tmp_path / str(i)
+        cwd.mkdir()
+        procs.append(subprocess.Popen(expand(["ENTRY", *argv]), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+        if len(procs) >= 2:
+            procs[-2].wait()
+    for proc, (argv, expected) in zip(procs, WRONG):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, (argv, err)
+        assert err.splitlines() == [err.strip()] and err.startswith(expected), (argv, err)
+        assert "Traceback" not in err and out == ""
+
+
+def _error(argv, capsys):
+    """Run the command line in this process up to its first error: (exit code, stderr)."""
+    with pytest.raises(SystemExit) as exit_info:
+        try:
+            rest = cli_flags.parse(["gan-anime", *argv])
+        except UsageError as e:
+            cli_flags.fail(str(e))
+        cli_main.main(["gan-anime", *rest])
+    return exit_info.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--train", "--exponential-decay", "0.1", "100", "0.9", "--polynomial-decay", "0.1", "100", "0", "1"],
+     "--polynomial-decay: cannot be combined with --exponential-decay (give one schedule)"),
+    (["--train", "--exponential-decay", "-0.1", "100", "0.9"],
+     "--exponential-decay: initial_lr must be a positive number, got -0.1"),
+    (["--train", "--exponential-decay", "0.1", "100.5", "0.9"],
+     "--exponential-decay: decay_steps must be a positive whole number of steps, got 100.5"),
+    (["--train", "--polynomial-decay", "0.1", "abc", "0", "1"], "--polynomial-decay: expected numbers, got 'abc'"),
+    (["--train", "--polynomial-decay=0.1,100,x,1"], "--polynomial-decay: expected numbers, got 'x'"),
+    (["--train", "--polynomial-decay", "0.1", "100", "0", "1", "5"], "--polynomial-decay: expected 4 numbers"),
+    (["--train", "--learning-rate", "1e-4", "2e-4", "3e-4"], "--learning-rate: expected one learning rate"),
+    (["--train", "--learning-rate", "0"], "--learning-rate: learning rate must be a positive number, got 0"),
+    (["--train", "--constant-decay", "2", "--constant-decay-boundaries", "10",
+      "--constant-decay-values", "1e-3", "5e-4"], "--constant-decay-boundaries: expected two lists"),
+    (["--train", "--constant-decay", "2", "--constant-decay-boundaries", "10", ":", "20", "30",
+      "--constant-decay-values", "1e-3", "5e-4", ":", "1e-3", "5e-4"],
+     "--constant-decay-values: 2 discriminator boundaries need 3 values"),
+    (["--train", "--constant-decay", "1", "--constant-decay-boundaries", "20", "10",
+      "--constant-decay-values", "1", "2", "3"], "--constant-decay-boundaries: boundaries must be ascending"),
+    (["--train", "--constant-decay", "1", "--constant-decay-values", "1", "2"],
+     "--constant-decay-boundaries: required with --constant-decay 1"),
+    (["--train", "--constant-decay-boundaries", "10"], "--constant-decay-boundaries: needs --constant-decay 1"),
+    (["--train", "--constant-decay", "3"], "--constant-decay: expected one of 1|2"),
+    (["--train", "--epochs", "0"], "--epochs: expected a positive integer, got 0"),
+    (["--train", "--batch-size", "many"], "--batch-size: expected an integer, got 'many'"),
+    (["--train", "--image-size", "48"], "--image-size: expected one of 16, 32, 64, 128, got 48"),
+    (["--train", "--strategy", "tpu"], "--strategy: expected one of auto|default|mirrored|multiworker"),
+    (["--train", "--no-augment=1"], "--no-augment: takes no value"),
+    (["--train", "--bogus"], "--bogus: unknown flag"),
+    (["--train", "stray"], "unexpected argument 'stray'"),
+    (["--train", "--tags", "t.csv"], "--tags: needs --data-dir"),
+    (["--train", "--run-dir", "a", "--name", "b"], "--name: give --run-dir or --name, not both"),
+    (["--load", "--image-size", "32"], "--image-size: cannot change the architecture of a saved run"),
+    (["--load", "--batch-size", "4"], "--batch-size: cannot be changed by --load"),
+    (["--inference", "--epochs", "3"], "--epochs: not used by --inference"),
+    (["--inference", "--run-dir", "no/such/run"], "--run-dir: run directory no/such/run does not exist"),
+    (["--inference", "--train", "--load"], "--load: give exactly one routine of --train, --load, --inference, "
+                                         "--media; got --train and --load and --inference"),
+])
+def test_wrong_invocation_messages(argv, expected, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, err = _error(argv, capsys)
+    assert code == 2
+    assert err.startswith(f"gan-anime: error: {expected}"), err
+    assert err.count("\n") == 1
+
+
+# ------------------------------------------------------------------------------ schedules -> optimizers
+def _expected_lr(kind, p, step):
+    if kind == "constant":
+        return p[0]
+    if kind == "exponential":
+        lr, steps, base = p
+        return lr * base ** (step / steps)
+    if kind == "polynomial":
+        lr, steps, end, power = p
+        return (lr - end) * (1 - min(step, steps) / steps) ** power + end
+    bounds, values = p
+    return values[sum(step > b for b in bounds)]
+
+
+SCHEDULES = [   # flags, (generator kind, params), (discriminator kind, params)
+    ([], ("constant", (2e-4,)), ("constant", (2e-4,))),
+    (["--learning-rate", "3e-4"], ("constant", (3e-4,)), ("constant", (3e-4,))),
+    (["--learning-rate", "1e-4,4e-4"], ("constant", (1e-4,)), ("constant", (4e-4,))),
+    (["--exponential-decay", "0.001", "10", "0.5"],
+     ("exponential", (0.001, 10, 0.5)), ("exponential", (0.001, 10, 0.5))),
+    (["--exponential-decay", "0.001", "10", "0.5", "0.002", "20", "0.25"],
+     ("exponential", (0.001, 10, 0.5)), ("exponential", (0.002, 20, 0.25))),
+    (["--polynomial-decay", "0.001", "20", "0.0001", "2"],
+     ("polynomial", (0.001, 20, 0.0001, 2)), ("polynomial", (0.001, 20, 0.0001, 2))),
+    (["--polynomial-decay=0.001,20,0.0001,2,0.003,40,0,1"],
+     ("polynomial", (0.001, 20, 0.0001, 2)), ("polynomial", (0.003, 40, 0.0, 1))),
+    (["--constant-decay", "1", "--constant-decay-boundaries", "3", "30",
+      "--constant-decay-values", "1e-3", "5e-4", "1e-4"],
+     ("piecewise", ((3, 30), (1e-3, 5e-4, 1e-4))), ("piecewise", ((3, 30), (1e-3, 5e-4, 1e-4)))),
+    (["--constant-decay", "2", "--constant-decay-boundaries", "3", "30", ":", "10",
+      "--constant-decay-values", "1e-3", "5e-4", "1e-4", ":", "2e-3", "1e-3"],
+     ("piecewise", ((3, 30), (1e-3, 5e-4, 1e-4))), ("piecewise", ((10,), (2e-3, 1e-3)))),
+    (["--constant-decay=2", "--constant-decay-boundaries=3,30:10", "--constant-decay-values=1e-3,5e-4,1e-4:2e-3,1e-3"],
+     ("piecewise", ((3, 30), (1e-3, 5e-4, 1e-4))), ("piecewise", ((10,), (2e-3, 1e-3)))),
+]
+
+
+@pytest.mark.parametrize("argv, g, d", SCHEDULES, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_schedule_flags_reach_the_optimizers(argv, g, d, tmp_path):
+    from gan_anime.training.trainer import Trainer
+    cli_flags.parse(["gan-anime", "--train", *TINY, "--run-dir", str(tmp_path / "run"), *argv])
+    cfg = cli_main.train_config()
+    assert (cfg.g_schedule.kind, cfg.d_schedule.kind) == (g[0], d[0])
+    trainer = Trainer(cfg.replace(conditional=False))
+    for step in (0, 1, 3, 4, 10, 25, 31, 100):
+        for opt, (kind, params) in ((trainer.g_opt, g), (trainer.d_opt, d)):
+            opt.iterations.assign(step)
+            assert float(opt.learning_rate) == pytest.approx(_expected_lr(kind, params, step), rel=1e-5), \
+                (step, kind)
+
+
+# ------------------------------------------------------------------------------ flag syntax
+def test_multi_value_flags_are_gathered_before_absl_parses():
+    pre = cli_flags.preprocess
+    assert pre(["p", "--exponential-decay", "0.1", "100", "0.9", "--train"]) == \
+        ["p", "--exponential_decay=0.1,100,0.9", "--train"]
+    # A negative number is a value (then refused as negative), not a flag.
+    assert pre(["p", "--learning-rate", "-0.1"]) == ["p", "--learning_rate=-0.1"]
+    assert pre(["p", "--constant-decay-values", "1", "2", ":", "3"]) == ["p", "--constant_decay_values=1,2:3"]
+    assert pre(["p", "--no-augment", "--batch-size", "8"]) == ["p", "--noaugment", "--batch_size", "8"]
+
+
+def test_help_documents_every_flag_and_the_schedule_syntax():
+    text = cli_flags.help_text()
+    for name in cli_flags.our_flag_names():
+        assert cli_flags.dashed(name) in text
+    assert "--constant-decay 2 --constant-decay-boundaries G1 G2 : D1" in text
+
+
+def test_help_exits_0(run_cmd, tmp_path):
+    result = run_cmd(["ENTRY", "--help"], tmp_path)
+    assert result.returncode == 0 and "--exponential-decay" in result.stdout
+
+
+def test_latest_run_is_the_last_started(tmp_path):
+    for name, mtime in (("a", 100), ("b", 300), ("c", 200)):
+        os.makedirs(tmp_path / name)
+        (tmp_path / name / "config.json").write_text("{}")
+        os.utime(tmp_path / name / "config.json", (mtime, mtime))
+    assert cli_main.latest_run(str(tmp_path)) == str(tmp_path / "b")
+    assert cli_main.latest_run(str(tmp_path / "none")) is None
+
+
+def test_generated_folders_are_never_reused(tmp_path):
+    first = cli_main.next_output_dir(str(tmp_path), 7)
+    os.makedirs(tmp_path / "generated" / "0005-seed1")
+    second = cli_main.next_output_dir(str(tmp_path), 7)
+    assert (os.path.basename(first), os.path.basename(second)) == ("0001-seed7", "0006-seed7")
+
+
+def test_missing_tensorflow_is_one_clear_line(monkeypatch, capsys):
+    monkeypatch.setattr(cli_main, "tensorflow_installed", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.run(["gan-anime", "--train"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"gan-anime: error: {cli_main.TF_MISSING}\n"
