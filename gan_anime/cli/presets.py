@@ -43,13 +43,13 @@ _M = _f(("--image-size", 64), ("--width", 64), ("--batch-size", 64), ("--noise-v
 _L = _f(("--image-size", 128), ("--width", 64), ("--batch-size", 64), ("--noise-vector", 100),
         ("--faces-count", 30000))
 BASES: Dict[str, Tuple[str, Flags, Tuple[int, int, int]]] = {
-    "S": ("small, 2-core CPU: 64 px, width 32, batch 32, 10k faces", _S, (3, 10, 20)),
+    "S": ("small, 2-core CPU: 64 px, width 32, batch 32, 10k faces", _S, (2, 5, 11)),
     "M": ("medium, GPU: 64 px, width 64, batch 64, 30k faces", _M, (20, 40, 80)),
     "L": ("large, GPU: 128 px, width 64, batch 64, 30k faces", _L, (30, 60, 120)),
 }
 
 # Parts: name -> (description, {level: flags}).  One part per setting; D,* and LR all set the learning rate.
-# Decay steps count optimizer steps: an epoch of 10k faces at batch 32 is 312 steps (S,1: 936, S,3: 6240).
+# Decay steps count optimizer steps: an epoch of 10k faces at batch 32 is 312 steps (S,1: 624, S,3: 3432).
 PARTS: Dict[str, Tuple[str, Dict[int, Flags]]] = {
     "D,E": ("exponential decay (initial_lr decay_steps base)", {
         1: _f(("--exponential-decay", (2e-4, 1000, 0.9))),

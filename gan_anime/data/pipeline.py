@@ -90,8 +90,11 @@ def make_dataset(data: ImageSet, *, seed: int, epoch: int, start_step: int, glob
     ds = tf.data.Dataset.from_tensor_slices(order[start_step:])
     ds = ds.enumerate(start=start_step)
     # One map call per global batch (parallel), then one element per replica of this pipeline.
-    ds = ds.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(make_batch, num_parallel_calls=1, deterministic=True).unbatch()
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.threading.private_threadpool_size = 1
+    return ds.prefetch(2).with_options(options)
 
 
 def dataset_summary(data: ImageSet) -> Dict[str, object]:
