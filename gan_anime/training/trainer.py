@@ -237,8 +237,11 @@ class Trainer:
                     data, seed=cfg.seed, epoch=e, start_step=s, global_batch=cfg.batch_size,
                     noise_dim=cfg.noise_dim, augment=cfg.augment, num_replicas=self.replicas,
                     input_context=ctx))
-            for batch in ds:
-                stats = {k: float(v) for k, v in self._step_fn(batch).items()}
+            batches = iter(ds)
+            # Exactly the steps left in this epoch: waiting for the distributed iterator to report
+            # its end took ~45 s per epoch on a 2-core CPU.
+            for _ in range(spe - first):
+                stats = {k: float(v) for k, v in self._step_fn(next(batches)).items()}
                 step = int(c.step)
                 if not all(math.isfinite(v) for v in stats.values()):
                     restored = self._roll_back()
