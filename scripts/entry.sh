@@ -34,6 +34,40 @@ gan_usage_error() {  # NAME MESSAGE
   exit 2
 }
 
+# Split a wrapper's arguments: words before the first flag go to `positional` (a negative number
+# counts as a word: a wrong value, not a flag), the rest to `extra` (passed on to ENTRY); --dry-run
+# anywhere sets `dry_run`; -h/--help before any flag prints `usage` (and `gan_help_more` if the wrapper
+# defines it) and exits 0.
+gan_split_args() {
+  positional=()
+  extra=()
+  dry_run=0
+  local arg
+  for arg in "$@"; do
+    if [[ "$arg" == "--dry-run" ]]; then
+      dry_run=1
+    elif [[ ${#extra[@]} -eq 0 && ( "$arg" == "-h" || "$arg" == "--help" ) ]]; then
+      usage
+      if declare -F gan_help_more >/dev/null; then gan_help_more; fi
+      exit 0
+    elif [[ ${#extra[@]} -eq 0 && ( "$arg" != -* || "$arg" =~ ^-[0-9] ) ]]; then
+      positional+=("$arg")
+    else
+      extra+=("$arg")
+    fi
+  done
+}
+
+# Run ENTRY with the wrapper's arguments then the user's extra flags (or only print it with --dry-run).
+gan_run_entry() {  # ARGS...
+  local command=("$GAN_ENTRY" "$@" ${extra[@]+"${extra[@]}"})
+  if [[ $dry_run -eq 1 ]]; then
+    gan_print_command "${command[@]}"
+    exit 0
+  fi
+  exec "${command[@]}"
+}
+
 # Print a command shell-quoted on one line.
 gan_print_command() {
   local out="" a

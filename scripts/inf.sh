@@ -14,21 +14,7 @@ examples: INF     INF 16     INF 100 --seed 3
 USAGE
 }
 
-positional=()
-extra=()
-dry_run=0
-for arg in "$@"; do
-  if [[ "$arg" == "--dry-run" ]]; then
-    dry_run=1
-  elif [[ ${#extra[@]} -eq 0 && ( "$arg" == "-h" || "$arg" == "--help" ) ]]; then
-    usage
-    exit 0
-  elif [[ ${#extra[@]} -eq 0 && ( "$arg" != -* || "$arg" =~ ^-[0-9] ) ]]; then
-    positional+=("$arg")   # a negative number is a (wrong) value, not a flag
-  else
-    extra+=("$arg")
-  fi
-done
+gan_split_args "$@"
 [[ ${#positional[@]} -le 1 ]] || gan_usage_error INF "expected at most one number N, got ${#positional[@]} arguments"
 args=(--inference)
 if [[ ${#positional[@]} -eq 1 ]]; then
@@ -36,9 +22,4 @@ if [[ ${#positional[@]} -eq 1 ]]; then
     || gan_usage_error INF "N (number of faces) must be an integer >= 1, got '${positional[0]}'"
   args+=(--inference-count "${positional[0]}")
 fi
-command=("$GAN_ENTRY" "${args[@]}" ${extra[@]+"${extra[@]}"})
-if [[ $dry_run -eq 1 ]]; then
-  gan_print_command "${command[@]}"
-  exit 0
-fi
-exec "${command[@]}"
+gan_run_entry "${args[@]}"

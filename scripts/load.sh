@@ -15,21 +15,7 @@ examples: LOAD     LOAD 0 2 0     LOAD 8 5 1 --run-dir runs/faces-20250101-12000
 USAGE
 }
 
-positional=()
-extra=()
-dry_run=0
-for arg in "$@"; do
-  if [[ "$arg" == "--dry-run" ]]; then
-    dry_run=1
-  elif [[ ${#extra[@]} -eq 0 && ( "$arg" == "-h" || "$arg" == "--help" ) ]]; then
-    usage
-    exit 0
-  elif [[ ${#extra[@]} -eq 0 && ( "$arg" != -* || "$arg" =~ ^-[0-9] ) ]]; then
-    positional+=("$arg")   # a negative number is a (wrong) value, not a flag
-  else
-    extra+=("$arg")
-  fi
-done
+gan_split_args "$@"
 [[ ${#positional[@]} -le 3 ]] || gan_usage_error LOAD "expected at most 3 numbers K E A, got ${#positional[@]}"
 args=(--load)
 if [[ ${#positional[@]} -ge 1 ]]; then
@@ -49,9 +35,4 @@ if [[ ${#positional[@]} -ge 3 ]]; then
     *) gan_usage_error LOAD "A must be 0 (augment) or 1 (no augmentation), got '${positional[2]}'" ;;
   esac
 fi
-command=("$GAN_ENTRY" "${args[@]}" ${extra[@]+"${extra[@]}"})
-if [[ $dry_run -eq 1 ]]; then
-  gan_print_command "${command[@]}"
-  exit 0
-fi
-exec "${command[@]}"
+gan_run_entry "${args[@]}"

@@ -18,33 +18,18 @@ examples: TRAIN S,1     TRAIN M,2 D,E,1     TRAIN D,C,2 E,1 B,3     TRAIN S,1 --
 USAGE
 }
 
-presets=()
-extra=()
-dry_run=0
-for arg in "$@"; do
-  if [[ "$arg" == "--dry-run" ]]; then
-    dry_run=1
-  elif [[ ${#extra[@]} -eq 0 && ( "$arg" == "-h" || "$arg" == "--help" ) ]]; then
-    usage
-    echo
-    echo "presets (ENTRY = scripts/entry.sh = python -m gan_anime; parts start from S,1):"
-    "$(gan_python)" "$GAN_ROOT/gan_anime/cli/presets.py" table
-    exit 0
-  elif [[ ${#extra[@]} -eq 0 && "$arg" != -* ]]; then
-    presets+=("$arg")
-  else
-    extra+=("$arg")
-  fi
-done
+gan_help_more() {
+  echo
+  echo "presets (ENTRY = scripts/entry.sh = python -m gan_anime; parts start from S,1):"
+  "$(gan_python)" "$GAN_ROOT/gan_anime/cli/presets.py" table
+}
+
+gan_split_args "$@"
+presets=(${positional[@]+"${positional[@]}"})
 [[ ${#presets[@]} -gt 0 ]] || gan_usage_error TRAIN "expected a preset, e.g. S,1"
 
 PY="$(gan_python)"
 # presets.py prints one ENTRY argument per line, or one error line (exit 2).
 resolved="$("$PY" "$GAN_ROOT/gan_anime/cli/presets.py" args "${presets[@]}")" || { usage >&2; exit 2; }
 mapfile -t args <<<"$resolved"
-command=("$GAN_ENTRY" "${args[@]}" ${extra[@]+"${extra[@]}"})
-if [[ $dry_run -eq 1 ]]; then
-  gan_print_command "${command[@]}"
-  exit 0
-fi
-exec "${command[@]}"
+gan_run_entry "${args[@]}"
