@@ -1,5 +1,6 @@
 """Shared fixtures: the repository root and a way to run the real command line as a subprocess."""
 
+import json
 import os
 import subprocess
 import sys
@@ -42,3 +43,15 @@ def expand(argv):
     if head.endswith(".sh"):
         return ["bash", os.path.join(ROOT, "scripts", head)] + rest
     return [head] + rest
+
+
+def read_config(run_dir):
+    """A run's config.json as a dict."""
+    with open(os.path.join(run_dir, "config.json")) as f:
+        return json.load(f)
+
+
+def printed_path(stdout, prefix):
+    """The path on the stdout line starting with ``prefix`` (e.g. 'run directory:')."""
+    line = next(l for l in stdout.splitlines() if l.startswith(prefix))
+    return line[len(prefix):].strip().split(" ")[0].rstrip("/")

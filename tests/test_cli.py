@@ -2,7 +2,6 @@
 and every wrong invocation exiting 2 with one line that names the flag."""
 
 import csv
-import json
 import os
 import signal
 import subprocess
@@ -11,7 +10,7 @@ import time
 import pytest
 from PIL import Image
 
-from conftest import TINY, expand
+from conftest import TINY, expand, printed_path, read_config
 from gan_anime.cli import flags as cli_flags
 from gan_anime.cli import main as cli_main
 from gan_anime.cli.flags import UsageError
@@ -22,15 +21,7 @@ def _rows(run_dir):
         return list(csv.DictReader(f))
 
 
-def _config(run_dir):
-    with open(os.path.join(run_dir, "config.json")) as f:
-        return json.load(f)
-
-
-def _printed(stdout, prefix):
-    """The path on the stdout line starting with ``prefix`` (e.g. 'run directory:')."""
-    line = next(l for l in stdout.splitlines() if l.startswith(prefix))
-    return line[len(prefix):].strip().split(" ")[0].rstrip("/")
+_config, _printed = read_config, printed_path
 
 
 # Stacked exponential decay (generator set, then discriminator set), checked per step in the CSV log.

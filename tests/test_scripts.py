@@ -1,7 +1,6 @@
 """The shell wrappers (scripts/): TRAIN presets, LOAD, INF, ENTRY and init.sh, run as a user would."""
 
 import csv
-import json
 import os
 import re
 import stat
@@ -9,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, printed_path, read_config
 from gan_anime.cli import presets
 
 SCRIPTS = ("entry.sh", "train.sh", "load.sh", "inf.sh", "init.sh")
@@ -17,14 +16,7 @@ SCRIPTS = ("entry.sh", "train.sh", "load.sh", "inf.sh", "init.sh")
 SHRINK = [*TINY, "--generate-after", "6"]
 
 
-def _config(run_dir):
-    with open(os.path.join(run_dir, "config.json")) as f:
-        return json.load(f)
-
-
-def _printed(stdout, prefix):
-    line = next(l for l in stdout.splitlines() if l.startswith(prefix))
-    return line[len(prefix):].strip().split(" ")[0].rstrip("/")
+_config, _printed = read_config, printed_path
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

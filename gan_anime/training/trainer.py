@@ -14,7 +14,6 @@ import time
 from typing import Dict, Optional
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import logging
 
