@@ -97,7 +97,6 @@ class Config:
     log_every: int = 10
     strategy: str = "auto"
     jit_compile: bool = False
-    mixed_precision: bool = False
     deterministic: bool = False
     max_steps: int = 0                      # stop after this many steps in total (0: no limit)
 
