@@ -61,6 +61,12 @@ def generator_inputs(cfg: Config, n: int, seed: int, hair: LabelArg = None, eye:
     return noise, (h, e)
 
 
+def generator_tensors(cfg: Config, n: int, seed: int):
+    """:func:`generator_inputs` as tensors, ready to call a generator with."""
+    noise, labels = generator_inputs(cfg, n, seed)
+    return tf.constant(noise), None if labels is None else tuple(tf.constant(l) for l in labels)
+
+
 def run_generator(generator, noise: np.ndarray, labels=None, batch_size: int = 64) -> np.ndarray:
     """Generator in inference mode (batch norm uses its moving statistics, so each image is
     independent of the others in its batch) -> uint8 [n, S, S, 3]."""
@@ -118,8 +124,7 @@ class GanRun:
 def build_generator(cfg: Config):
     """An EMA-or-plain generator with its variables created (restore fills them in)."""
     generator, _ = build_models(cfg)
-    noise, labels = generator_inputs(cfg, 1, 0)
-    generator(tf.constant(noise), None if labels is None else tuple(tf.constant(l) for l in labels))
+    generator(*generator_tensors(cfg, 1, 0))
     return generator
 
 

@@ -21,7 +21,7 @@ from gan_anime.config import Config, validate
 from gan_anime.data import ImageSet, load_data
 from gan_anime.data.pipeline import make_dataset, steps_per_epoch
 from gan_anime.images import make_grid, save_png
-from gan_anime.inference import generator_inputs, run_generator
+from gan_anime.inference import generator_inputs, generator_tensors, run_generator
 from gan_anime.losses import get_loss
 from gan_anime.models import build_models
 from gan_anime.schedules import build_schedule
@@ -92,14 +92,9 @@ class Trainer:
         self._step_fn = self._make_step()
 
     # ------------------------------------------------------------------ building
-    def _dummy_inputs(self, n: int):
-        noise, labels = generator_inputs(self.cfg, n, 0)
-        labels = None if labels is None else tuple(tf.constant(l) for l in labels)
-        return tf.constant(noise), labels
-
     def _build_variables(self) -> None:
         # Keras 3 creates variables on first call; doing it inside the scope makes them mirrored.
-        z, labels = self._dummy_inputs(self.local_batch)
+        z, labels = generator_tensors(self.cfg, self.local_batch, 0)
         images = self.G(z, labels, training=False)
         self.D(images, labels, training=False)
         if self.G_ema is not None:
@@ -185,13 +180,12 @@ class Trainer:
         if self.G_ema is None:
             return
         norms = [l for l in self.G_ema._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
-        noise, labels = generator_inputs(self.cfg, STANDING_STATS_BATCH, self.cfg.seed + 1)
-        labels = None if labels is None else tuple(tf.constant(l) for l in labels)
+        noise, labels = generator_tensors(self.cfg, STANDING_STATS_BATCH, self.cfg.seed + 1)
         momenta = [n.momentum for n in norms]
         try:
             for n in norms:
                 n.momentum = 0.0
-            self.G_ema(tf.constant(noise), labels, training=True)
+            self.G_ema(noise, labels, training=True)
         finally:
             for n, m in zip(norms, momenta):
                 n.momentum = m
