@@ -281,6 +281,7 @@ def main(argv: List[str]) -> int:
     debug = bool(os.environ.get("GAN_ANIME_DEBUG"))
     try:
         routine = _routine()
+        import_tensorflow_quietly()
         return ROUTINE_FUNCTIONS[routine]()
     except UsageError as e:
         fail(str(e))
@@ -292,6 +293,38 @@ def main(argv: List[str]) -> int:
         if type(e).__name__ == "NonFiniteLossError" and not debug:
             fail(_one_line(e), EXIT_NONFINITE)
         raise
+
+
+#: Lines TensorFlow's C++ runtime prints at import as INFO, ignoring TF_CPP_MIN_LOG_LEVEL (TF 2.21).
+_IMPORT_INFO = ("oneDNN custom operations are on", "All log messages before absl::InitializeLog()")
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its import-time INFO lines held to TF_CPP_MIN_LOG_LEVEL.
+
+    The notice that oneDNN is on (gan_anime turns it on, see ``gan_anime/__init__.py``)
+    goes to the process's stderr before TensorFlow reads its log level, so every
+    command, even one that stops at a one-line error, would start with it.  The
+    import's stderr is captured at the file-descriptor level and replayed without
+    those lines unless TF_CPP_MIN_LOG_LEVEL is 0.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+        import tensorflow  # noqa: F401
+        return
+    import tempfile
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+            sys.stderr.write("".join(l for l in lines if not any(s in l for s in _IMPORT_INFO)))
 
 
 def tensorflow_installed() -> bool:
