@@ -74,11 +74,13 @@ class Config:
     hair_classes: Tuple[str, ...] = ()
     eye_classes: Tuple[str, ...] = ()
     upsample: str = "transpose"             # transpose | nearest
-    d_norm: str = "batch"                   # batch | none
+    d_norm: str = "none"                    # none (regularised by R1) | batch (DCGAN)
     mbstd_group: int = 4                    # minibatch-stddev group size (ProGAN); 0 disables
     # --- loss ---
     loss: str = "nonsaturating"
     label_smoothing: float = 0.0            # one-sided: real targets become 1 - value
+    r1_gamma: float = 1.0                   # R1 penalty weight on D's gradient at real images; 0 disables
+    r1_every: int = 4                       # lazy R1: applied every N steps with weight r1_gamma * N
     # --- optimisation ---
     epochs: int = 10
     batch_size: int = 32
@@ -193,7 +195,7 @@ def validate(cfg: Config) -> Config:
     if cfg.image_size not in IMAGE_SIZES:
         raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {cfg.image_size!r}")
     for name in ("noise_dim", "g_width", "d_width", "epochs", "batch_size", "faces_count",
-                 "samples_per_grid", "keep_checkpoints", "log_every"):
+                 "samples_per_grid", "keep_checkpoints", "log_every", "r1_every"):
         _positive_int(name, getattr(cfg, name))
     for name in ("generate_per_epoch", "checkpoint_every", "mbstd_group", "max_steps", "seed",
                  "num_hair", "num_eye"):
@@ -208,6 +210,8 @@ def validate(cfg: Config) -> Config:
         raise ValueError(f"Adam betas must be in [0, 1), got beta1={cfg.beta1}, beta2={cfg.beta2}")
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay!r}")
+    if not (math.isfinite(cfg.r1_gamma) and cfg.r1_gamma >= 0.0):
+        raise ValueError(f"r1_gamma must be a number >= 0, got {cfg.r1_gamma!r}")
     if not 0.0 <= cfg.label_smoothing < 0.5:
         raise ValueError(f"label_smoothing must be in [0, 0.5), got {cfg.label_smoothing!r}")
     validate_schedule(cfg.g_schedule, "generator schedule")

@@ -49,6 +49,16 @@ def least_squares(real_logits, fake_logits, label_smoothing: float = 0.0):
     return 0.5 * tf.square(real - target) + 0.5 * tf.square(fake), 0.5 * tf.square(fake - 1.0)
 
 
+def r1_penalty(real_grads, gamma: float):
+    """R1 regulariser (Mescheder et al. 2018; StyleGAN): gamma/2 * ||grad_x D(x)||^2 at real images.
+
+    real_grads: float [B, H, W, C], the gradient of D's logits w.r.t. the real images
+    (per example: the gradient of the summed logits).  Returns float32 [B], added to D's loss.
+    """
+    g = tf.cast(real_grads, tf.float32)
+    return 0.5 * gamma * tf.reduce_sum(tf.square(g), axis=tf.range(1, tf.rank(g)))
+
+
 LOSSES: Dict[str, LossFn] = {
     "nonsaturating": nonsaturating,
     "hinge": hinge,

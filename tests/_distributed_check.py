@@ -23,6 +23,10 @@ def main(run_root: str, conditional: bool) -> None:
                     eye=rng.integers(0, 2, n).astype(np.int32) if conditional else None)
     extra = dict(conditional=True, num_hair=3, num_eye=2, hair_classes=("a", "b", "c"),
                  eye_classes=("x", "y")) if conditional else dict(conditional=False)
+    # The conditional run has the default D (no norm, lazy R1, step 0 an R1 step); the other the DCGAN
+    # D with synchronized batch norm and no penalty: both paths must match one device.
+    if not conditional:
+        extra.update(d_norm="batch", r1_gamma=0.0)
     base = Config(image_size=16, g_width=8, d_width=8, noise_dim=8, batch_size=16, epochs=2,
                   max_steps=4, checkpoint_every=0, mbstd_group=4, **extra)
     one = Trainer(base.replace(run_dir=f"{run_root}/one"), tf.distribute.OneDeviceStrategy("/cpu:0"))

@@ -193,6 +193,8 @@ def _error(argv, capsys):
     (["--train", "--epochs", "0"], "--epochs: expected a positive integer, got 0"),
     (["--train", "--batch-size", "many"], "--batch-size: expected an integer, got 'many'"),
     (["--train", "--image-size", "48"], "--image-size: expected one of 16, 32, 64, 128, got 48"),
+    (["--train", "--r1-gamma", "-1"], "--r1-gamma: expected a non-negative number, got -1.0"),
+    (["--train", "--d-norm", "layer"], "--d-norm: expected one of none|batch"),
     (["--train", "--strategy", "tpu"], "--strategy: expected one of auto|default|mirrored|multiworker"),
     (["--train", "--no-augment=1"], "--no-augment: takes no value"),
     (["--train", "--bogus"], "--bogus: unknown flag"),

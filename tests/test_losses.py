@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_anime.losses import LOSSES, get_loss, hinge, least_squares, nonsaturating
+from gan_anime.losses import LOSSES, get_loss, hinge, least_squares, nonsaturating, r1_penalty
 
 
 def softplus(x):
@@ -54,3 +54,9 @@ def test_one_signature_and_shape():
 def test_unknown_loss_lists_valid_ones():
     with pytest.raises(ValueError, match="nonsaturating"):
         get_loss("wasserstein-ish")
+
+
+def test_r1_penalty_exact():
+    grads = tf.constant([[[[1.0, 2.0]], [[0.0, -2.0]]], [[[0.5, 0.0]], [[0.0, 0.0]]]])   # [2, 2, 1, 2]
+    # gamma/2 * sum of squares per example: 10/2 * (1 + 4 + 0 + 4) and 10/2 * 0.25
+    np.testing.assert_allclose(r1_penalty(grads, 10.0).numpy(), [45.0, 1.25], rtol=1e-6)

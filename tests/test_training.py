@@ -53,6 +53,25 @@ def test_one_step_changes_both_networks(tmp_path):
         assert all(changed), f"{net.name}: {changed.count(False)} weight tensors did not change"
 
 
+def test_r1_penalty_changes_only_the_discriminator_update(tmp_path):
+    """Step 0 is an R1 step: with the penalty D's update differs, G's (from the same D) does not."""
+    rng = np.random.default_rng(0)
+    data = ImageSet(images=rng.integers(0, 256, (16, 16, 16, 3), dtype=np.uint8))
+    after = {}
+    for gamma in (0.0, 100.0):
+        trainer = Trainer(Config(image_size=16, g_width=4, d_width=4, noise_dim=8, batch_size=8, max_steps=1,
+                                 conditional=False, d_norm="none", r1_gamma=gamma,
+                                 run_dir=str(tmp_path / str(gamma))))
+        result = trainer.fit(data)
+        assert all(np.isfinite(v) for v in result.last.values())
+        after[gamma] = ([w.numpy() for w in trainer.G.trainable_weights],
+                        [w.numpy() for w in trainer.D.trainable_weights])
+    (g0, d0), (g1, d1) = after[0.0], after[100.0]
+    for a, b in zip(g0, g1):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.allclose(a, b) for a, b in zip(d0, d1))
+
+
 def _checkpoint_values(run_dir):
     path = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     reader = tf.train.load_checkpoint(path)

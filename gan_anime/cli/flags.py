@@ -57,11 +57,15 @@ flags.DEFINE_integer("noise_vector", None, f"Size of the generator's noise vecto
                      lower_bound=1)
 flags.DEFINE_integer("width", None, f"Channels of the last generator / first discriminator block; earlier "
                      f"blocks double it (default {_D.g_width}).", lower_bound=1)
+flags.DEFINE_enum("d_norm", None, ["none", "batch"], f"Discriminator normalisation: none (kept in check "
+                  f"by the R1 penalty) or batch (DCGAN) (default {_D.d_norm}).")
 
 # ----------------------------------------------------------------------------------- optimisation
 flags.DEFINE_integer("epochs", None, f"Total epochs of a new run (default {_D.epochs}); with --load: "
                      "epochs MORE than already trained.", lower_bound=1)
 flags.DEFINE_integer("batch_size", None, f"Global batch size (default {_D.batch_size}).", lower_bound=1)
+flags.DEFINE_float("r1_gamma", None, f"Weight of the R1 penalty on the discriminator's gradient at real "
+                   f"images, applied every {_D.r1_every} steps (default {_D.r1_gamma:g}; 0: off).", lower_bound=0.0)
 flags.DEFINE_string("learning_rate", None, "A[,B]: a fixed learning rate for both networks, or "
                     f"generator,discriminator (default {_D.g_schedule.initial_lr:g} for both).")
 flags.DEFINE_string("exponential_decay", None, "<initial_lr> <decay_steps> <base>: lr = initial_lr * "

@@ -47,7 +47,7 @@ EXIT_NONFINITE, EXIT_INTERRUPTED, EXIT_SIGTERM = 1, 130, 143   # mistakes exit 2
 
 # Flags each routine accepts; anything else given is an error rather than silently ignored.
 _LOCATE = {"run_dir", "runs_root", "name"}
-_ARCHITECTURE = {"image_size", "noise_vector", "width"}
+_ARCHITECTURE = {"image_size", "noise_vector", "width", "d_norm"}
 _INFERENCE_ONLY = {"inference_count", "hair", "eye"}
 LOAD_FLAGS = _LOCATE | {"epochs", "generate_per_epoch", "augment", "max_steps", "checkpoint_every",
                         "log_every", "strategy", "xla", "deterministic", "cache_dir", "generate_after"}
@@ -156,6 +156,7 @@ def train_config() -> Config:
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every, strategy=FLAGS.strategy,
         jit_compile=FLAGS.xla, deterministic=FLAGS.deterministic, max_steps=FLAGS.max_steps,
         g_schedule=schedules and schedules[0], d_schedule=schedules and schedules[1],
+        d_norm=FLAGS.d_norm, r1_gamma=FLAGS.r1_gamma,
     )
     cfg = Config(**{k: v for k, v in fields.items() if v is not None})
     return _validated(cfg.replace(run_dir=_new_run_dir()))

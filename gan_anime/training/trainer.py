@@ -22,7 +22,7 @@ from gan_anime.data import ImageSet, load_data
 from gan_anime.data.pipeline import make_dataset, steps_per_epoch
 from gan_anime.images import make_grid, save_png
 from gan_anime.inference import generator_inputs, generator_tensors, run_generator
-from gan_anime.losses import get_loss
+from gan_anime.losses import get_loss, r1_penalty
 from gan_anime.models import build_models
 from gan_anime.schedules import build_schedule
 from gan_anime.training.checkpoint import Counters, CsvLog, StopSignal, make_manager
@@ -89,7 +89,9 @@ class Trainer:
         if not self.chief:  # other workers write their (identical) copies somewhere harmless
             ckpt_dir = os.path.join(cfg.run_dir, f".worker_{self.strategy.cluster_resolver.task_id}")
         self.manager = make_manager(self.checkpoint, ckpt_dir, cfg.keep_checkpoints)
-        self._step_fn = self._make_step()
+        self._step_fn = self._make_step(r1=False)
+        # Lazy R1 (StyleGAN2): the penalty on every r1_every-th step only, weighted r1_every times.
+        self._r1_step_fn = self._make_step(r1=True) if cfg.r1_gamma > 0 else None
 
     # ------------------------------------------------------------------ building
     def _build_variables(self) -> None:
@@ -103,9 +105,10 @@ class Trainer:
                 e.assign(w)
 
     # ------------------------------------------------------------------ the step
-    def _make_step(self):
+    def _make_step(self, r1: bool):
         cfg, G, D, loss_fn = self.cfg, self.G, self.D, self.loss_fn
         global_batch = cfg.batch_size
+        r1_weight = cfg.r1_gamma * cfg.r1_every
 
         def replica_step(batch):
             labels = (batch["hair"], batch["eye"]) if cfg.conditional else None
@@ -113,9 +116,18 @@ class Trainer:
                 fake = G(batch["noise"], labels, training=True)
                 # Real and fake batches go through D separately, so D's batch norm never mixes them
                 # (DCGAN; "ganhacks" #4): mixed statistics let D win at once on this data.
-                real_logits = D(batch["images"], labels, training=True)
+                real = batch["images"]
+                if r1:
+                    with tf.GradientTape() as r1_tape:   # inside `tape`: D's update sees the penalty's gradient
+                        r1_tape.watch(real)
+                        real_logits = D(real, labels, training=True)
+                    real_grads = r1_tape.gradient(real_logits, real)   # of the summed logits: per example
+                else:
+                    real_logits = D(real, labels, training=True)
                 fake_logits = D(fake, labels, training=True)
                 d_each, g_each = loss_fn(real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
+                if r1:
+                    d_each = d_each + r1_penalty(real_grads, r1_weight)
                 d_loss = tf.nn.compute_average_loss(d_each, global_batch_size=global_batch)
                 g_loss = tf.nn.compute_average_loss(g_each, global_batch_size=global_batch)
             d_grads = tape.gradient(d_loss, D.trainable_variables)
@@ -234,7 +246,10 @@ class Trainer:
             # Exactly the steps left in this epoch: waiting for the distributed iterator to report
             # its end took ~45 s per epoch on a 2-core CPU.
             for _ in range(spe - first):
-                stats = {k: float(v) for k, v in self._step_fn(next(batches)).items()}
+                step_fn = self._step_fn
+                if self._r1_step_fn is not None and int(c.step) % cfg.r1_every == 0:
+                    step_fn = self._r1_step_fn
+                stats = {k: float(v) for k, v in step_fn(next(batches)).items()}
                 step = int(c.step)
                 if not all(math.isfinite(v) for v in stats.values()):
                     restored = self._roll_back()
