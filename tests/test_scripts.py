@@ -40,7 +40,7 @@ def test_train_dry_run_prints_the_entry_command(run_cmd, tmp_path):
     result = run_cmd(["train.sh", "S,1", "--dry-run"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == (f"{ROOT}/scripts/entry.sh --train --image-size 64 --width 32 --batch-size 32 "
-                             f"--noise-vector 100 --faces-count 10000 --epochs 2 --generate-after 64\n")
+                             f"--noise-vector 100 --faces-count 10000 --epochs 6 --generate-after 64\n")
     assert not os.path.exists(tmp_path / "runs")
 
 
@@ -49,8 +49,8 @@ def test_composed_presets_replace_one_setting_each(run_cmd, tmp_path):
     assert result.returncode == 0, result.stderr
     args = result.stdout.split()[1:]
     assert args == ["--train", "--image-size", "64", "--width", "64", "--batch-size", "16", "--noise-vector", "128",
-                    "--faces-count", "30000", "--epochs", "2", "--constant-decay", "1",
-                    "--constant-decay-boundaries", "600", "1200", "--constant-decay-values", "0.0002", "0.0001",
+                    "--faces-count", "30000", "--epochs", "6", "--constant-decay", "1",
+                    "--constant-decay-boundaries", "1500", "3000", "--constant-decay-values", "0.0002", "0.0001",
                     "5e-05", "--generate-after", "64", "--run-dir", "x"]
 
 
@@ -102,7 +102,7 @@ def test_load_and_inf_map_to_entry(argv, expected, run_cmd, tmp_path):
 
 def test_wrappers_work_from_any_directory(run_cmd, tmp_path):
     result = run_cmd(["bash", "-c", f"cd / && {ROOT}/scripts/train.sh E,1 --dry-run"], tmp_path)
-    assert result.returncode == 0 and "--epochs 2" in result.stdout
+    assert result.returncode == 0 and "--epochs 6" in result.stdout
 
 
 # ------------------------------------------------------------------------------------ real runs
@@ -117,12 +117,12 @@ def preset_run(run_cmd, tmp_path_factory):
 
 def test_train_s1_ends_with_generated_faces_and_their_path(preset_run):
     cwd, run_dir, result = preset_run
-    assert "max_steps: epoch 0/2, step 3" in result.stdout
+    assert "max_steps: epoch 0/6, step 3" in result.stdout
     out = os.path.join(cwd, _printed(result.stdout, "generated 6 faces:"))
     assert out == os.path.join(run_dir, "generated", "0001-seed0")
     assert len([n for n in os.listdir(out) if n.endswith(".png")]) == 7   # 6 faces + grid.png
     cfg = _config(run_dir)
-    assert (cfg["epochs"], cfg["image_size"], cfg["batch_size"], cfg["noise_dim"]) == (2, 16, 8, 100)
+    assert (cfg["epochs"], cfg["image_size"], cfg["batch_size"], cfg["noise_dim"]) == (6, 16, 8, 100)
 
 
 def test_load_wrapper_continues_the_latest_run(preset_run, run_cmd):
@@ -146,20 +146,20 @@ def test_inf_and_entry_wrappers_generate(preset_run, run_cmd):
 
 
 def test_composed_preset_trains_with_its_decay(run_cmd, tmp_path):
-    # D,P,2: polynomial decay 2e-4 -> 5e-5 over 2000 steps, power 1, for both networks.
+    # D,P,2: polynomial decay 2e-4 -> 5e-5 over 5000 steps, power 1, for both networks.
     result = run_cmd(["train.sh", "D,P,2", "E,1", *SHRINK, "--generate-after", "0", "--max-steps", "2",
                       "--run-dir", "run"], tmp_path)
     assert result.returncode == 0, result.stderr
     cfg = _config(tmp_path / "run")
-    assert cfg["epochs"] == 2
+    assert cfg["epochs"] == 6
     for key in ("g_schedule", "d_schedule"):
         s = cfg[key]
         assert (s["kind"], s["initial_lr"], s["decay_steps"], s["end_lr"], s["power"]) == \
-            ("polynomial", 2e-4, 2000, 5e-5, 1.0)
+            ("polynomial", 2e-4, 5000, 5e-5, 1.0)
     with open(tmp_path / "run" / "logs" / "losses.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     for r in rows:
-        want = (2e-4 - 5e-5) * (1 - int(r["step"]) / 2000) + 5e-5
+        want = (2e-4 - 5e-5) * (1 - int(r["step"]) / 5000) + 5e-5
         assert float(r["lr_g"]) == pytest.approx(want, rel=1e-4) and float(r["lr_d"]) == pytest.approx(want, rel=1e-4)
 
 

@@ -43,36 +43,37 @@ _M = _f(("--image-size", 64), ("--width", 64), ("--batch-size", 64), ("--noise-v
 _L = _f(("--image-size", 128), ("--width", 64), ("--batch-size", 64), ("--noise-vector", 100),
         ("--faces-count", 30000))
 BASES: Dict[str, Tuple[str, Flags, Tuple[int, int, int]]] = {
-    "S": ("small, 2-core CPU: 64 px, width 32, batch 32, 10k faces", _S, (2, 5, 11)),
+    "S": ("small, 2-core CPU: 64 px, width 32, batch 32, 10k faces", _S, (6, 16, 32)),
     "M": ("medium, GPU: 64 px, width 64, batch 64, 30k faces", _M, (20, 40, 80)),
     "L": ("large, GPU: 128 px, width 64, batch 64, 30k faces", _L, (30, 60, 120)),
 }
 
 # Parts: name -> (description, {level: flags}).  One part per setting; D,* and LR all set the learning rate.
-# Decay steps count optimizer steps: an epoch of 10k faces at batch 32 is 312 steps (S,1: 624, S,3: 3432).
+# Decay steps count optimizer steps: an epoch of 10k faces at batch 32 is 312 steps (S,1: 1872, S,2: 4992,
+# S,3: 9984); the strengths below bite within S,1 and keep decaying through S,3.
 PARTS: Dict[str, Tuple[str, Dict[int, Flags]]] = {
     "D,E": ("exponential decay (initial_lr decay_steps base)", {
-        1: _f(("--exponential-decay", (2e-4, 1000, 0.9))),
-        2: _f(("--exponential-decay", (2e-4, 1000, 0.7))),
-        3: _f(("--exponential-decay", (2e-4, 500, 0.5))),
+        1: _f(("--exponential-decay", (2e-4, 2000, 0.9))),
+        2: _f(("--exponential-decay", (2e-4, 2000, 0.7))),
+        3: _f(("--exponential-decay", (2e-4, 1000, 0.5))),
     }),
     "D,C": ("piecewise-constant decay (boundaries / values)", {
-        1: _f(("--constant-decay", 1), ("--constant-decay-boundaries", (1000,)),
+        1: _f(("--constant-decay", 1), ("--constant-decay-boundaries", (2000,)),
               ("--constant-decay-values", (2e-4, 1e-4))),
-        2: _f(("--constant-decay", 1), ("--constant-decay-boundaries", (600, 1200)),
+        2: _f(("--constant-decay", 1), ("--constant-decay-boundaries", (1500, 3000)),
               ("--constant-decay-values", (2e-4, 1e-4, 5e-5))),
-        3: _f(("--constant-decay", 1), ("--constant-decay-boundaries", (300, 600, 900)),
+        3: _f(("--constant-decay", 1), ("--constant-decay-boundaries", (1000, 2000, 3000)),
               ("--constant-decay-values", (2e-4, 1e-4, 5e-5, 2.5e-5))),
     }),
     "D,P": ("polynomial decay (initial_lr decay_steps end_lr power)", {
-        1: _f(("--polynomial-decay", (2e-4, 2000, 1e-4, 1))),
-        2: _f(("--polynomial-decay", (2e-4, 2000, 5e-5, 1))),
-        3: _f(("--polynomial-decay", (2e-4, 2000, 1e-5, 2))),
+        1: _f(("--polynomial-decay", (2e-4, 5000, 1e-4, 1))),
+        2: _f(("--polynomial-decay", (2e-4, 5000, 5e-5, 1))),
+        3: _f(("--polynomial-decay", (2e-4, 5000, 1e-5, 2))),
     }),
     "LR": ("fixed learning rate for both networks", {
         1: _f(("--learning-rate", 1e-4)), 2: _f(("--learning-rate", 2e-4)), 3: _f(("--learning-rate", 4e-4)),
     }),
-    "E": ("epochs", {1: _f(("--epochs", 2)), 2: _f(("--epochs", 6)), 3: _f(("--epochs", 15))}),
+    "E": ("epochs", {1: _f(("--epochs", 6)), 2: _f(("--epochs", 16)), 3: _f(("--epochs", 32))}),
     "N": ("noise vector size", {1: _f(("--noise-vector", 64)), 2: _f(("--noise-vector", 100)),
                                 3: _f(("--noise-vector", 128))}),
     "B": ("batch size", {1: _f(("--batch-size", 16)), 2: _f(("--batch-size", 32)), 3: _f(("--batch-size", 64))}),
