@@ -14,9 +14,9 @@ the command line's argument checks) do not pay for importing TensorFlow.
 import importlib
 import os
 
-# oneDNN kernels for convolutions on x86 CPUs.  TensorFlow turns them on by itself
-# only on CPUs with AVX-512/AMX; on an AVX2 laptop or CI machine they made the
-# 64x64 train step 3x faster (48 -> 150 images/s on 2 cores, see README).  Read
+# oneDNN kernels for convolutions on x86 CPUs.  TensorFlow 2.21 left them off on an
+# AVX2-only 2-core machine, where turning them on made the 64x64 train step 3x
+# faster (39-48 -> 122-154 images/s, see README).  Read
 # once, when TensorFlow is first imported: set TF_ENABLE_ONEDNN_OPTS=0 to opt out.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
