@@ -48,9 +48,24 @@ def test_train_writes_run_samples_and_generated_faces(trained):
     assert sorted(os.listdir(out)) == ["0000.png", "0001.png", "0002.png", "0003.png", "grid.png"]
     assert Image.open(os.path.join(out, "0000.png")).size == (16, 16)
     assert "epoch 1/1" in result.stderr   # progress lines are shown (absl INFO)
+    assert "Sharding callback" not in result.stderr   # TensorFlow's own INFO line after each checkpoint
     cfg = _config(run_dir)
     assert (cfg["image_size"], cfg["g_width"], cfg["d_width"], cfg["faces_count"]) == (16, 8, 8, 64)
     assert cfg["conditional"] is True     # the built-in faces carry hair and eye tags
+
+
+def test_log_filter_keeps_own_info_and_everyones_warnings():
+    import logging
+
+    def record(path, level):
+        return logging.LogRecord("absl", level, path, 1, "message", None, None)
+
+    own = os.path.join(os.path.dirname(cli_main.__file__), "..", "training", "trainer.py")
+    other = os.path.join(os.path.dirname(logging.__file__), "checkpoint", "functional_saver.py")
+    assert cli_main._own_info_only(record(own, logging.INFO))
+    assert not cli_main._own_info_only(record(other, logging.INFO))
+    assert cli_main._own_info_only(record(other, logging.WARNING))
+    assert cli_main._own_info_only(record(other, logging.ERROR))
 
 
 def test_stacked_exponential_decay_reaches_both_optimizers(trained):

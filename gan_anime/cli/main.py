@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import logging as std_logging
 import os
 import re
 import sys
@@ -339,7 +340,20 @@ def run(argv: Optional[List[str]] = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # hide TensorFlow's C++ INFO and WARNING lines
     from absl import app, logging
     logging.set_verbosity(logging.INFO)   # progress lines from the library
+    logging.get_absl_handler().addFilter(_own_info_only)
     app.run(main, argv=argv, flags_parser=cli_flags.flags_parser)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _own_info_only(record) -> bool:
+    """absl handler filter: INFO lines from gan_anime only; warnings and errors from anyone.
+
+    TensorFlow logs through absl too, and at INFO it adds a line per checkpoint
+    ("Sharding callback duration: ...") that drowns the progress lines.
+    """
+    return record.levelno >= std_logging.WARNING or os.path.abspath(record.pathname).startswith(_PACKAGE_DIR + os.sep)
 
 
 if __name__ == "__main__":
