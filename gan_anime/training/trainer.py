@@ -19,7 +19,7 @@ from absl import logging
 
 from gan_anime.config import Config, validate
 from gan_anime.data import ImageSet, load_data
-from gan_anime.data.pipeline import make_dataset, steps_per_epoch
+from gan_anime.data.pipeline import DataTensors, make_dataset, steps_per_epoch
 from gan_anime.images import make_grid, save_png
 from gan_anime.inference import generator_inputs, generator_tensors, run_generator
 from gan_anime.losses import get_loss, r1_penalty
@@ -235,11 +235,12 @@ class Trainer:
             return path
 
         saved = None
+        tensors = DataTensors.from_images(data)   # one copy for every epoch's dataset
         while int(c.epoch) < cfg.epochs:
             epoch, first = int(c.epoch), int(c.step_in_epoch)
             ds = self.strategy.distribute_datasets_from_function(
                 lambda ctx, e=epoch, s=first: make_dataset(
-                    data, seed=cfg.seed, epoch=e, start_step=s, global_batch=cfg.batch_size,
+                    tensors, seed=cfg.seed, epoch=e, start_step=s, global_batch=cfg.batch_size,
                     noise_dim=cfg.noise_dim, augment=cfg.augment, num_replicas=self.replicas,
                     input_context=ctx))
             batches = iter(ds)
