@@ -67,9 +67,9 @@ def batch_noise(seed: int, step, global_batch: int, noise_dim: int):
 class DataTensors:
     """An :class:`ImageSet` as tensors: images uint8 [N, S, S, 3], hair and eye int32 [N] (zeros if untagged).
 
-    Made once per training run and shared by every epoch's dataset.  A dataset that made
-    its own ``tf.constant`` of the images kept that copy alive after its epoch: memory grew
-    by the size of the image array every epoch (~120 MB for the 10k built-in 64 px faces).
+    Made once per training run, in host memory, and shared by the run's input pipelines.
+    (When each epoch's dataset made its own ``tf.constant`` of the images, every copy stayed
+    alive: memory grew by the image array every epoch, ~120 MB for the 10k built-in faces.)
     """
 
     images: tf.Tensor
