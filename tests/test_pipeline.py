@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import gan_anime.training.trainer as trainer_module
 from gan_anime.config import Config
