@@ -37,6 +37,8 @@ setup(
     description="Train GANs that draw anime faces on a laptop CPU or a GPU cluster; generate, resume, evaluate.",
     long_description=_readme(),
     long_description_content_type="text/markdown",
+    license="MIT",
+    license_files=["LICENSE"],
     python_requires=">=3.10",
     packages=find_packages(include=["gan_anime", "gan_anime.*"]),
     # Data files that ship inside the package (JSON/CSV tables, text), wherever they are added.
@@ -60,6 +62,7 @@ setup(
     entry_points={"console_scripts": ["gan-anime = gan_anime.cli.main:run"]},
     classifiers=[
         "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
         "Operating System :: POSIX :: Linux",
     ],
