@@ -81,3 +81,52 @@ def test_load_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="config.json"):
         gan_anime.load(str(tmp_path / "empty"))
+
+
+# ------------------------------------------------------------------------------ interpolation
+def test_interpolation_passes_through_each_seeds_face(run_dir):
+    run = gan_anime.load(run_dir)
+    frames = run.interpolate([3, 5, 9], frames=4)
+    assert frames.shape == (9, 16, 16, 3) and frames.dtype == np.uint8
+    for k, seed in enumerate([3, 5, 9]):
+        face = run.generate(1, seed=seed)[0].astype(int)
+        assert np.abs(frames[4 * k].astype(int) - face).max() <= 1, seed   # other batch size: rounding only
+    assert not np.array_equal(frames[1], frames[0]) and not np.array_equal(frames[1], frames[4])
+    assert run.interpolate([3, 5, 9], frames=4, loop=True).shape == (12, 16, 16, 3)
+
+
+def test_interpolation_blends_tags_or_keeps_given_ones(run_dir):
+    from gan_anime.inference import generator_inputs, interpolation_inputs, slerp
+    cfg = gan_anime.load(run_dir).config
+    hair_of = {s: int(generator_inputs(cfg, 1, s)[1][0][0]) for s in range(20)}
+    a = 0
+    b = next(s for s in range(1, 20) if hair_of[s] != hair_of[a])
+    noise, (hair, eye) = interpolation_inputs(cfg, [a, b], frames=4)
+    assert noise.shape == (5, cfg.noise_dim) and hair.shape == (5, cfg.num_hair) and eye.shape == (5, cfg.num_eye)
+    np.testing.assert_allclose(hair.sum(axis=1), 1.0, rtol=1e-6)
+    assert hair[0, hair_of[a]] == 1.0 and hair[4, hair_of[b]] == 1.0
+    np.testing.assert_allclose(hair[2, [hair_of[a], hair_of[b]]], [0.5, 0.5])
+    # Noise by slerp: the midpoint keeps the norm of Gaussian noise instead of shrinking towards 0.
+    za, zb = generator_inputs(cfg, 1, a)[0][0], generator_inputs(cfg, 1, b)[0][0]
+    np.testing.assert_allclose(noise[2], slerp(za, zb, 0.5), rtol=1e-5)
+    assert np.linalg.norm(noise[2]) > np.linalg.norm((za + zb) / 2)
+    _, (hair, _) = interpolation_inputs(cfg, [a, b], frames=4, hair="white")
+    assert (hair.argmax(axis=1) == cfg.hair_classes.index("white")).all() and (hair.max(axis=1) == 1.0).all()
+
+
+def test_soft_labels_match_class_indices(run_dir):
+    run = gan_anime.load(run_dir)
+    cfg = run.config
+    noise, (hair, eye) = gan_anime.inference.generator_inputs(cfg, 4, seed=2)
+    onehot = (np.eye(cfg.num_hair, dtype=np.float32)[hair], np.eye(cfg.num_eye, dtype=np.float32)[eye])
+    np.testing.assert_array_equal(run.generator(noise, (hair, eye)).numpy(), run.generator(noise, onehot).numpy())
+    with pytest.raises(ValueError, match="hair labels must be vectors"):
+        run.generator(noise, (onehot[0][:, :2], onehot[1]))
+
+
+@pytest.mark.parametrize("seeds, frames, message", [
+    ([1], 4, "at least 2 seeds"), ([1, 2], 0, "positive integer"), ([1, -2], 3, "seed must be"),
+])
+def test_bad_interpolations(run_dir, seeds, frames, message):
+    with pytest.raises(ValueError, match=message):
+        gan_anime.load(run_dir).interpolate(seeds, frames=frames)

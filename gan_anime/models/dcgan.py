@@ -20,6 +20,9 @@ Labels = Optional[Tuple[tf.Tensor, tf.Tensor]]
 class Generator(keras.Model):
     """z: float32 [B, noise_dim] (+ labels (hair [B] int32, eye [B] int32)) -> images float32 [B, S, S, 3] in [-1, 1].
 
+    Labels may also be float vectors (hair [B, num_hair], eye [B, num_eye]): one-hot or a mix of
+    classes, as an interpolation between two faces' tags feeds them.
+
     4x4 seed with ``width * 2**(n-1)`` channels, then ``n = log2(S) - 2`` blocks that
     double the resolution and halve the channels (batch norm + ReLU), the last one
     to RGB with tanh.
@@ -55,13 +58,25 @@ class Generator(keras.Model):
             if labels is None:
                 raise ValueError("this generator is conditional: pass labels=(hair, eye)")
             hair, eye = labels
-            x = tf.concat([tf.cast(z, self.compute_dtype),
-                           tf.one_hot(hair, self.num_hair, dtype=self.compute_dtype),
-                           tf.one_hot(eye, self.num_eye, dtype=self.compute_dtype)], axis=-1)
+            x = tf.concat([tf.cast(z, self.compute_dtype), self._one_hot(hair, self.num_hair, "hair"),
+                           self._one_hot(eye, self.num_eye, "eye")], axis=-1)
         x = self.reshape(self.project(x))
         x = tf.nn.relu(self.seed_bn(x, training=training))
         x = self.body(x, training=training)
         return self.out_act(self.to_rgb(x))
+
+    def _one_hot(self, labels, depth: int, what: str):
+        """int [B] class indices -> one-hot [B, depth]; float [B, depth] (soft) vectors pass as they are.
+
+        The one-hot vector is what the first layer sees either way, so soft labels need no new
+        weights and the checkpoint layout is unchanged.
+        """
+        labels = tf.convert_to_tensor(labels)
+        if not labels.dtype.is_floating:
+            return tf.one_hot(labels, depth, dtype=self.compute_dtype)
+        if labels.shape.rank != 2 or labels.shape[-1] != depth:
+            raise ValueError(f"float {what} labels must be vectors [B, {depth}], got shape {labels.shape}")
+        return tf.cast(labels, self.compute_dtype)
 
     def get_config(self):
         return {"image_size": self.image_size, "noise_dim": self.noise_dim, "width": self.width,

@@ -17,7 +17,8 @@ from typing import Dict, List, Optional
 
 import tensorflow as tf
 
-CSV_FIELDS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "lr_g", "lr_d", "images_per_s"]
+#: Leading columns of ``losses.csv``; every other column is whatever the steps and hooks reported.
+CSV_FIELDS = ["step", "epoch"]
 
 
 class Counters:
@@ -37,36 +38,61 @@ def make_manager(checkpoint: tf.train.Checkpoint, directory: str, keep: int) -> 
 
 
 class CsvLog:
-    """Per-step losses and learning rates in ``logs/losses.csv``.
+    """Per-step quantities in ``logs/losses.csv``: one row per step, one column per key ever reported.
 
-    Rows are buffered and flushed when a checkpoint is written; on resume, rows past
-    the restored step are dropped, so the file always matches the checkpoints.
+    Open-ended: a row may bring keys no earlier row had (an auxiliary loss, ``fid`` every N
+    steps); the file is then rewritten with the widened header (atomically: a temporary file
+    replaces it), and cells a row lacks stay empty.  Rows are buffered and flushed when a
+    checkpoint is written; on resume, rows past the restored step are dropped, so the file
+    always matches the checkpoints.
     """
 
     def __init__(self, path: str, resume_step: int):
         self.path = path
         self.rows: List[Dict] = []
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        kept = []
+        self.fields: List[str] = list(CSV_FIELDS)
+        kept: List[Dict] = []
         if os.path.isfile(path):
             with open(path, newline="") as f:
-                kept = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= resume_step]
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, CSV_FIELDS)
-            writer.writeheader()
-            writer.writerows(kept)
-        os.replace(tmp, path)
+                reader = csv.DictReader(f)
+                kept = [r for r in reader if r.get("step", "").isdigit() and int(r["step"]) <= resume_step]
+                self.fields = _union(self.fields, reader.fieldnames or [])
+        self._rewrite(kept)
 
     def add(self, row: Dict) -> None:
+        """Buffer one row: a dict of column -> value (str or number); any new key becomes a column."""
         self.rows.append(row)
 
     def flush(self) -> None:
         if not self.rows:
             return
-        with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, CSV_FIELDS).writerows(self.rows)
+        fields = self.fields
+        for row in self.rows:
+            fields = _union(fields, row)
+        if fields != self.fields:
+            with open(self.path, newline="") as f:
+                written = list(csv.DictReader(f))
+            self.fields = fields
+            self._rewrite(written + self.rows)
+        else:
+            # The common case: the same columns as the file, so appending is enough.
+            with open(self.path, "a", newline="") as f:
+                csv.DictWriter(f, self.fields, restval="").writerows(self.rows)
         self.rows = []
+
+    def _rewrite(self, rows: List[Dict]) -> None:
+        tmp = f"{self.path}.tmp{os.getpid()}"
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, self.fields, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.path)
+
+
+def _union(fields: List[str], keys) -> List[str]:
+    """``fields`` followed by the keys it lacks, in their order (``None``: a row's surplus cells)."""
+    return list(fields) + [k for k in dict.fromkeys(keys) if k is not None and k not in fields]
 
 
 def read_csv_log(path: str) -> List[Dict[str, float]]:

@@ -11,7 +11,7 @@ import dataclasses
 import math
 import os
 import time
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -25,7 +25,8 @@ from gan_anime.inference import generator_inputs, generator_tensors, run_generat
 from gan_anime.losses import get_loss, r1_penalty
 from gan_anime.models import build_models
 from gan_anime.schedules import build_schedule
-from gan_anime.training.checkpoint import Counters, CsvLog, StopSignal, make_manager
+from gan_anime.training.checkpoint import Counters, StopSignal, make_manager
+from gan_anime.training.hooks import PROGRESS_MODES, EpochEnd, Hook, HookList, RunInfo, StepEnd, default_hooks
 from gan_anime.training.strategy import is_chief, make_strategy
 
 
@@ -218,83 +219,72 @@ class Trainer:
             save_png(img, os.path.join(out_dir, f"{i:03d}.png"))
 
     # ------------------------------------------------------------------ the loop
-    def fit(self, data: ImageSet, stop: Optional[StopSignal] = None) -> TrainResult:
+    def fit(self, data: ImageSet, stop: Optional[StopSignal] = None, hooks: Sequence[Hook] = (),
+            progress: str = "auto") -> TrainResult:
+        """Train until ``cfg.epochs`` (or ``cfg.max_steps``, or a stop signal), checkpointing as configured.
+
+        Everything reported besides checkpoints (the per-step log, TensorBoard, progress, sample
+        grids, loss.png, progress.gif) is done by hooks on the chief (:mod:`gan_anime.training.hooks`);
+        ``hooks`` are extra ones, called after the sample grid and before the built-in writers.
+        progress: "auto" (a bar when stderr is a terminal, else log lines), "bar" or "lines".
+        """
         cfg, c = self.cfg, self.counters
+        if progress not in PROGRESS_MODES:
+            raise ValueError(f"progress must be one of {', '.join(PROGRESS_MODES)}, got {progress!r}")
         spe = steps_per_epoch(len(data), cfg.batch_size)
-        csv_log = CsvLog(os.path.join(cfg.run_dir, "logs", "losses.csv"), int(c.step)) if self.chief else None
-        writer = tf.summary.create_file_writer(os.path.join(cfg.run_dir, "logs")) if self.chief else None
+        # Other workers train and checkpoint in lockstep with the chief but report nothing.
+        hook = HookList(default_hooks(hooks, progress) if self.chief else [])
         start_time, start_step = time.time(), int(c.step)
-        window_t, window_step = time.time(), int(c.step)
         last: Dict[str, float] = {}
-        status, rate = "finished", 0.0
+        status, rate, saved, result = "finished", 0.0, None, None
 
         def checkpoint():
             path = self.save()
-            if csv_log:
-                csv_log.flush()
+            hook.checkpoint(path)
             return path
 
-        saved = None
-        batches = self._batches(data, start=int(c.epoch) * spe + int(c.step_in_epoch), end=cfg.epochs * spe)
-        while int(c.epoch) < cfg.epochs:
-            epoch, first = int(c.epoch), int(c.step_in_epoch)
-            for _ in range(spe - first):
-                step_fn = self._step_fn
-                if self._r1_step_fn is not None and int(c.step) % cfg.r1_every == 0:
-                    step_fn = self._r1_step_fn
-                stats = {k: float(v) for k, v in step_fn(next(batches)).items()}
-                step = int(c.step)
-                if not all(math.isfinite(v) for v in stats.values()):
-                    restored = self._roll_back()
-                    raise NonFiniteLossError(
-                        f"losses became non-finite at step {step} ({stats}); rolled back to {restored}. "
-                        f"Try a lower learning rate.")
-                lr_g, lr_d = self.learning_rates()
-                now = time.time()
-                rate = (step - start_step) * cfg.batch_size / max(now - start_time, 1e-9)
-                last = {**stats, "lr_g": lr_g, "lr_d": lr_d}
-                if csv_log:
-                    csv_log.add({"step": step, "epoch": epoch, **{k: f"{v:.6g}" for k, v in last.items()},
-                                 "images_per_s": f"{rate:.1f}"})
-                if step % cfg.log_every == 0 or int(c.step_in_epoch) == spe:
-                    win_rate = (step - window_step) * cfg.batch_size / max(now - window_t, 1e-9)
-                    window_t, window_step = now, step
-                    total = cfg.epochs * spe
-                    eta = (total - step) * cfg.batch_size / max(win_rate, 1e-9)
-                    logging.info("epoch %d/%d step %d/%d  d_loss %.3f  g_loss %.3f  D(x) %.2f  D(G(z)) %.2f  "
-                                 "%.0f img/s  ETA %s", epoch + 1, cfg.epochs, int(c.step_in_epoch), spe,
-                                 stats["d_loss"], stats["g_loss"], stats["d_real"], stats["d_fake"], win_rate,
-                                 _fmt_time(eta))
-                    if writer:
-                        with writer.as_default(step=step):
-                            for k, v in last.items():
-                                _scalar_summary(k, v)
-                if cfg.max_steps and step >= cfg.max_steps:
-                    status = "max_steps"
-                elif stop is not None and stop.requested:
-                    status = "interrupted"
+        hook.begin(RunInfo(cfg, self, spe, start_step))
+        try:
+            batches = self._batches(data, start=int(c.epoch) * spe + int(c.step_in_epoch), end=cfg.epochs * spe)
+            while int(c.epoch) < cfg.epochs:
+                epoch, first = int(c.epoch), int(c.step_in_epoch)
+                for _ in range(spe - first):
+                    step_fn = self._step_fn
+                    if self._r1_step_fn is not None and int(c.step) % cfg.r1_every == 0:
+                        step_fn = self._r1_step_fn
+                    stats = {k: float(v) for k, v in step_fn(next(batches)).items()}
+                    step, in_epoch = int(c.step), int(c.step_in_epoch)
+                    if not all(math.isfinite(v) for v in stats.values()):
+                        restored = self._roll_back()
+                        raise NonFiniteLossError(
+                            f"losses became non-finite at step {step} ({stats}); rolled back to {restored}. "
+                            f"Try a lower learning rate.")
+                    lr_g, lr_d = self.learning_rates()
+                    rate = (step - start_step) * cfg.batch_size / max(time.time() - start_time, 1e-9)
+                    last = {**stats, "lr_g": lr_g, "lr_d": lr_d, "images_per_s": rate}
+                    hook.step_end(StepEnd(step, epoch, in_epoch, last, step_keys=frozenset(last),
+                                          log_step=step % cfg.log_every == 0 or in_epoch == spe))
+                    if cfg.max_steps and step >= cfg.max_steps:
+                        status = "max_steps"
+                    elif stop is not None and stop.requested:
+                        status = "interrupted"
+                    if status != "finished":
+                        break
+                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and in_epoch < spe:
+                        saved = checkpoint()
                 if status != "finished":
-                    break
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and int(c.step_in_epoch) < spe:
                     saved = checkpoint()
-            if status != "finished":
+                    break
+                c.epoch.assign_add(1)
+                c.step_in_epoch.assign(0)
                 saved = checkpoint()
-                break
-            c.epoch.assign_add(1)
-            c.step_in_epoch.assign(0)
-            saved = checkpoint()
-            if self.chief:
-                done = int(c.epoch)
-                self.sample_grid(os.path.join(cfg.run_dir, "samples", f"epoch_{done:04d}.png"))
-                if cfg.generate_per_epoch:
-                    self.sample_singles(os.path.join(cfg.run_dir, "samples", f"epoch_{done:04d}"),
-                                        cfg.generate_per_epoch, cfg.seed + done)
-                logging.info("epoch %d done: checkpoint %s", done, saved)
-        if writer:
-            writer.flush()
-        return TrainResult(cfg.run_dir, int(c.step), int(c.epoch), status, saved or self.manager.latest_checkpoint,
-                           last, time.time() - start_time, rate,
-                           stop.requested if stop is not None and status == "interrupted" else None)
+                hook.epoch_end(EpochEnd(int(c.epoch), int(c.step), saved))
+            result = TrainResult(cfg.run_dir, int(c.step), int(c.epoch), status,
+                                 saved or self.manager.latest_checkpoint, last, time.time() - start_time, rate,
+                                 stop.requested if stop is not None and status == "interrupted" else None)
+            return result
+        finally:
+            hook.end(result)   # also on errors: close the TensorBoard writer and the progress bar
 
     def _batches(self, data: ImageSet, start: int, end: int):
         """One iterator over the run's steps [start, end), across epochs (see gan_anime.data.pipeline).
@@ -329,21 +319,6 @@ def _current_lr(optimizer) -> float:
     return float(tf.convert_to_tensor(value).numpy())
 
 
-def _scalar_summary(name: str, value: float) -> None:
-    """A TensorBoard scalar, written without importing tensorboard (not a dependency)."""
-    from tensorflow.core.framework import summary_pb2
-    meta = summary_pb2.SummaryMetadata()
-    meta.plugin_data.plugin_name = "scalars"
-    tf.summary.write(name, tf.constant(value, tf.float32), metadata=meta)
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
 def prepare_run(cfg: Config, resume: bool = False):
     """Load data, complete and check the config against the run directory.
 
@@ -370,11 +345,12 @@ def prepare_run(cfg: Config, resume: bool = False):
 
 
 def train(cfg: Config, resume: bool = False, strategy: Optional[tf.distribute.Strategy] = None,
-          data: Optional[ImageSet] = None) -> TrainResult:
+          data: Optional[ImageSet] = None, hooks: Sequence[Hook] = (), progress: str = "auto") -> TrainResult:
     """Train (or, with ``resume``, continue) the run in ``cfg.run_dir``.
 
     SIGINT/SIGTERM stop after the current step with a checkpoint saved; the result's
     ``status`` is then "interrupted" and ``train(cfg, resume=True)`` continues exactly.
+    ``hooks`` and ``progress``: see :meth:`Trainer.fit`.
     """
     if strategy is None:
         strategy = make_strategy(cfg.strategy)  # first: MultiWorkerMirroredStrategy needs a clean runtime
@@ -392,4 +368,4 @@ def train(cfg: Config, resume: bool = False, strategy: Optional[tf.distribute.St
                  len(data), data.source, steps_per_epoch(len(data), cfg.batch_size), cfg.batch_size,
                  trainer.replicas)
     with StopSignal() as stop:
-        return trainer.fit(data, stop)
+        return trainer.fit(data, stop, hooks, progress)
