@@ -55,3 +55,26 @@ def printed_path(stdout, prefix):
     """The path on the stdout line starting with ``prefix`` (e.g. 'run directory:')."""
     line = next(l for l in stdout.splitlines() if l.startswith(prefix))
     return line[len(prefix):].strip().split(" ")[0].rstrip("/")
+
+
+def tiny_config(run_dir, image_dir, epochs=3, **kw):
+    """A Config for a 16 px model (width 4, noise 8, batch 8) on ``image_dir``, caches beside the run."""
+    from gan_anime.config import Config
+    base = dict(data_dir=image_dir, image_size=16, g_width=4, d_width=4, noise_dim=8, batch_size=8, epochs=epochs,
+                run_dir=str(run_dir), cache_dir=str(run_dir) + "_cache", checkpoint_every=0, samples_per_grid=4,
+                log_every=1)
+    base.update(kw)
+    return Config(**base)
+
+
+def cli_error(argv, capsys):
+    """Run the command line in this process up to its first error: (exit code, stderr)."""
+    from gan_anime.cli import flags as cli_flags
+    from gan_anime.cli import main as cli_main
+    with pytest.raises(SystemExit) as exit_info:
+        try:
+            rest = cli_flags.parse(["gan-anime", *argv])
+        except cli_flags.UsageError as e:
+            cli_flags.fail(str(e))
+        cli_main.main(["gan-anime", *rest])
+    return exit_info.value.code, capsys.readouterr().err

@@ -10,10 +10,9 @@ import time
 import pytest
 from PIL import Image
 
-from conftest import TINY, expand, printed_path, read_config
+from conftest import TINY, cli_error, expand, printed_path, read_config
 from gan_anime.cli import flags as cli_flags
 from gan_anime.cli import main as cli_main
-from gan_anime.cli.flags import UsageError
 
 
 def _rows(run_dir):
@@ -171,17 +170,6 @@ def test_wrong_invocations_exit_2_with_one_line(cli_env, tmp_path):
         assert "Traceback" not in err and out == ""
 
 
-def _error(argv, capsys):
-    """Run the command line in this process up to its first error: (exit code, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        try:
-            rest = cli_flags.parse(["gan-anime", *argv])
-        except UsageError as e:
-            cli_flags.fail(str(e))
-        cli_main.main(["gan-anime", *rest])
-    return exit_info.value.code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("argv, expected", [
     (["--train", "--exponential-decay", "0.1", "100", "0.9", "--polynomial-decay", "0.1", "100", "0", "1"],
      "--polynomial-decay: cannot be combined with --exponential-decay (give one schedule)"),
@@ -225,7 +213,7 @@ def _error(argv, capsys):
 ])
 def test_wrong_invocation_messages(argv, expected, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, err = _error(argv, capsys)
+    code, err = cli_error(argv, capsys)
     assert code == 2
     assert err.startswith(f"gan-anime: error: {expected}"), err
     assert err.count("\n") == 1

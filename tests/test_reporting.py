@@ -12,10 +12,9 @@ import tensorflow as tf
 from PIL import Image
 
 import gan_anime
-from conftest import TINY
+from conftest import TINY, cli_error
+from conftest import tiny_config as tiny
 from gan_anime.cli import flags as cli_flags
-from gan_anime.cli import main as cli_main
-from gan_anime.cli.flags import UsageError
 from gan_anime.plots import panels, plot_losses, read_series
 from gan_anime.training.checkpoint import CsvLog
 from gan_anime.training.hooks import Hook, ProgressBarHook, ProgressLinesHook, progress_hook
@@ -73,12 +72,7 @@ def image_dir(tmp_path_factory):
     return str(d)
 
 
-def tiny(run_dir, image_dir, **kw):
-    base = dict(data_dir=image_dir, image_size=16, g_width=4, d_width=4, noise_dim=8, batch_size=8, epochs=2,
-                run_dir=str(run_dir), cache_dir=str(run_dir) + "_cache", checkpoint_every=0, samples_per_grid=4,
-                log_every=1)
-    base.update(kw)
-    return gan_anime.Config(**base)
+
 
 
 class AddKey(Hook):
@@ -95,7 +89,7 @@ class AddKey(Hook):
 def test_a_hook_adds_a_key_mid_run_and_a_resume_drops_rows(tmp_path, image_dir):
     run = tmp_path / "r"
     # 40 images, batch 8: 5 steps per epoch.  Checkpoints at 2, 4, 5 (epoch end) and 6 (the stop).
-    cfg = tiny(run, image_dir, max_steps=6, checkpoint_every=2, log_every=100)
+    cfg = tiny(run, image_dir, epochs=2, max_steps=6, checkpoint_every=2, log_every=100)
     gan_anime.train(cfg, hooks=[AddKey("aux", 3)])
     fields, rows = _csv(run / "logs" / "losses.csv")
     assert fields[:2] == ["step", "epoch"] and SCALARS < set(fields) and fields[-1] == "aux"
@@ -179,17 +173,6 @@ def test_interpolation_writes_mp4_and_gif(cli_run, run_cmd):
     assert iio.imread(gif, index=None).shape == (5, 256, 256, 3)
 
 
-def _error(argv, capsys):
-    """Run the command line in this process up to its first error: (exit code, stderr)."""
-    with pytest.raises(SystemExit) as exit_info:
-        try:
-            rest = cli_flags.parse(["gan-anime", *argv])
-        except UsageError as e:
-            cli_flags.fail(str(e))
-        cli_main.main(["gan-anime", *rest])
-    return exit_info.value.code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize("argv, expected", [
     (["--inference", "--interpolate", "1"], "--interpolate: expected at least 2 seeds to walk through, got 1"),
     (["--inference", "--interpolate", "3", "--frames", "0"],
@@ -201,7 +184,7 @@ def _error(argv, capsys):
 ])
 def test_wrong_interpolation_flags_exit_2_with_one_line(argv, expected, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, err = _error(argv, capsys)
+    code, err = cli_error(argv, capsys)
     assert code == 2
     assert err.startswith(f"gan-anime: error: {expected}"), err
     assert err.count("\n") == 1

@@ -12,6 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 import gan_anime
+from conftest import tiny_config as tiny
 from gan_anime.config import Config
 from gan_anime.data.folder import ImageSet
 from gan_anime.training.trainer import NonFiniteLossError, Trainer, prepare_run
@@ -30,12 +31,7 @@ def image_dir(tmp_path_factory):
     return str(d)
 
 
-def tiny(run_dir, image_dir, **kw):
-    base = dict(data_dir=image_dir, image_size=16, g_width=4, d_width=4, noise_dim=8, batch_size=8, epochs=3,
-                run_dir=str(run_dir), cache_dir=str(run_dir) + "_cache", checkpoint_every=0, samples_per_grid=4,
-                log_every=1)
-    base.update(kw)
-    return Config(**base)
+
 
 
 def test_one_step_changes_both_networks(tmp_path):
