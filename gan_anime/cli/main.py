@@ -164,7 +164,8 @@ def train_config() -> Config:
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every, strategy=FLAGS.strategy,
         jit_compile=FLAGS.xla, deterministic=FLAGS.deterministic, max_steps=FLAGS.max_steps,
         g_schedule=schedules and schedules[0], d_schedule=schedules and schedules[1],
-        d_norm=FLAGS.d_norm, r1_gamma=FLAGS.r1_gamma,
+        d_norm=FLAGS.d_norm, r1_gamma=FLAGS.r1_gamma, fid_every=FLAGS.fid_every, fid_samples=FLAGS.fid_samples,
+        fid_weights=absolute(FLAGS.fid_weights),
     )
     cfg = Config(**{k: v for k, v in fields.items() if v is not None})
     return _validated(cfg.replace(run_dir=_new_run_dir()))
@@ -195,11 +196,14 @@ def load_config(run_dir: str) -> Config:
     changes = dict(run_dir=run_dir, epochs=epochs, max_steps=FLAGS.max_steps or 0)
     for flag, field in (("generate_per_epoch", "generate_per_epoch"), ("augment", "augment"),
                         ("checkpoint_every", "checkpoint_every"), ("log_every", "log_every"),
-                        ("strategy", "strategy"), ("xla", "jit_compile"), ("deterministic", "deterministic")):
+                        ("strategy", "strategy"), ("xla", "jit_compile"), ("deterministic", "deterministic"),
+                        ("fid_every", "fid_every"), ("fid_samples", "fid_samples")):
         if present(flag):
             changes[field] = getattr(FLAGS, flag)
     if present("cache_dir"):
         changes["cache_dir"] = os.path.abspath(FLAGS.cache_dir)
+    if present("fid_weights"):
+        changes["fid_weights"] = os.path.abspath(FLAGS.fid_weights)
     return _validated(saved.replace(**changes))
 
 

@@ -367,5 +367,8 @@ def train(cfg: Config, resume: bool = False, strategy: Optional[tf.distribute.St
     logging.info("training on %d images (%s), %d step(s) per epoch, global batch %d on %d replica(s)",
                  len(data), data.source, steps_per_epoch(len(data), cfg.batch_size), cfg.batch_size,
                  trainer.replicas)
+    if cfg.fid_every and trainer.chief:
+        from gan_anime.training.fid_hook import FidHook
+        hooks = [*hooks, FidHook(data, cfg)]
     with StopSignal() as stop:
         return trainer.fit(data, stop, hooks, progress)
