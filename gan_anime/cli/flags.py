@@ -418,7 +418,7 @@ def help_text() -> str:
     from gan_anime.cli import main as main_module   # its docstring is the usage text
     lines = [(main_module.__doc__ or "").strip(), "", "Flags:"]
     for f in sorted(FLAGS.get_flags_for_module(__name__), key=lambda f: f.name):
-        text = f.help
+        text = f.help.split(";\n    repeat this option", 1)[0]   # absl's note on multi flags: --compare takes 2
         if "(default" not in text and f.name not in ROUTINES and f.default not in (None, False):
             text += " (default: on)" if f.default is True else f" (default: {f.default})"
         choices = getattr(f.parser, "enum_values", None)
