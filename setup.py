@@ -58,6 +58,7 @@ setup(
         "matplotlib>=3.7",           # loss.png
         "tqdm>=4.60",                # the progress bar on a terminal
         "imageio-ffmpeg>=0.4.9",     # its wheel ships the ffmpeg binary that writes interpolation MP4s
+        "threadpoolctl>=3.1",        # FID/KID linear algebra on one BLAS thread (see metrics/fid.py)
     ],
     extras_require={
         "cpu": TF_CPU,
