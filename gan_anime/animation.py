@@ -13,8 +13,13 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from gan_anime.files import atomic_write
+
 #: How long each epoch's grid is shown in progress.gif, and the last one (ms).
 PROGRESS_FRAME_MS, PROGRESS_LAST_MS = 400, 2000
+#: progress.gif shows at most this many epochs (evenly spread, first and last included): rebuilding it
+#: after every epoch then costs the same in a 1,000-epoch run as in a 100-epoch one.
+MAX_PROGRESS_FRAMES = 100
 #: Interpolation videos are enlarged (nearest neighbour) to at least this side: a 64 px video
 #: is a postage stamp in most players.
 VIDEO_MIN_SIDE = 256
@@ -27,19 +32,6 @@ def _frames(frames) -> np.ndarray:
     if out.ndim != 4 or out.shape[-1] != 3 or out.dtype != np.uint8 or len(out) == 0:
         raise ValueError(f"expected uint8 frames [N, H, W, 3] with N >= 1, got {out.dtype} {out.shape}")
     return out
-
-
-def _atomic_write(path: str, write) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    # The temporary name keeps the extension: imageio picks the format from it.
-    tmp = f"{path}.tmp{os.getpid()}{os.path.splitext(path)[1]}"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
 
 
 def write_gif(frames, path: str, duration_ms: Union[float, Sequence[float]] = 40.0) -> str:
@@ -58,7 +50,7 @@ def write_gif(frames, path: str, duration_ms: Union[float, Sequence[float]] = 40
     images = [Image.fromarray(f).quantize(256, method=Image.Quantize.FASTOCTREE) for f in frames]
     # Pillow takes a list of durations only for several frames.
     duration = durations if len(images) > 1 else durations[0]
-    return _atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True,
+    return atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True,
                                                           append_images=images[1:], duration=duration, loop=0))
 
 
@@ -71,7 +63,7 @@ def write_mp4(frames, path: str, fps: float = 24.0) -> str:
     frames = _frames(frames)
     if not fps > 0:
         raise ValueError(f"fps must be positive, got {fps!r}")
-    return _atomic_write(path, lambda tmp: iio.imwrite(tmp, frames, plugin="FFMPEG", fps=fps, codec="libx264",
+    return atomic_write(path, lambda tmp: iio.imwrite(tmp, frames, plugin="FFMPEG", fps=fps, codec="libx264",
                                                        pixelformat="yuv420p"))
 
 
@@ -104,12 +96,15 @@ def epoch_grids(run_dir: str) -> List[str]:
 
 
 def write_progress_gif(run_dir: str, out: Optional[str] = None) -> Optional[str]:
-    """``<run_dir>/progress.gif`` (or ``out``): the fixed-noise grid of every epoch so far, in order,
-    the last one held longer.  Returns the path, or None when the run has no epoch grid yet."""
+    """``<run_dir>/progress.gif`` (or ``out``): the fixed-noise grid of every epoch so far, in order
+    (at most ``MAX_PROGRESS_FRAMES`` of them, evenly spread), the last one held longer.  Returns the path, or None when the run has no epoch grid yet."""
     from PIL import Image
     paths = epoch_grids(run_dir)
     if not paths:
         return None
+    if len(paths) > MAX_PROGRESS_FRAMES:
+        keep = np.unique(np.linspace(0, len(paths) - 1, MAX_PROGRESS_FRAMES).round().astype(int))
+        paths = [paths[i] for i in keep]
     frames = []
     for p in paths:
         with Image.open(p) as im:

@@ -134,12 +134,8 @@ class Config:
 
     def save(self, path: str) -> None:
         """Write ``config.json`` atomically (a killed process never leaves half a file)."""
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            data = self.to_dict()
-            data["version"] = CONFIG_VERSION
-            f.write(json.dumps(data, indent=2, sort_keys=True))
-        os.replace(tmp, path)
+        from gan_anime.files import write_text
+        write_text(path, json.dumps({**self.to_dict(), "version": CONFIG_VERSION}, indent=2, sort_keys=True))
 
     @classmethod
     def load(cls, path: str) -> "Config":

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import Optional
 
 import numpy as np
 from PIL import Image
+
+from gan_anime.files import atomic_write
 
 
 def to_uint8(images) -> np.ndarray:
@@ -38,8 +39,4 @@ def save_png(image, path: str) -> str:
     """Write a PIL image or uint8 [H, W, 3] array to ``path`` atomically; returns the path."""
     if not isinstance(image, Image.Image):
         image = Image.fromarray(np.asarray(image, np.uint8))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    image.save(tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))

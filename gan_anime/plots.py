@@ -21,6 +21,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from gan_anime.files import atomic_write
+
 #: Display names shared by the progress line and the plot legends.
 LABELS = {"d_real": "D(x)", "d_fake": "D(G(z))"}
 #: Fixed panels: (title, keys, smoothed).  Learning rates are exact values, so they are not smoothed.
@@ -117,8 +119,5 @@ def plot_losses(run_dir: str, out: Optional[str] = None) -> str:
     axes[-1].set_xlabel("step")
     fig.suptitle(f"{os.path.basename(os.path.normpath(run_dir))}: {last_step} steps", fontsize=11)
     path = out or os.path.join(run_dir, "loss.png")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     return path

@@ -210,3 +210,28 @@ def test_plot_losses_from_a_notebook(tmp_path):
     assert path == str(tmp_path / "plot.png") and Image.open(path).format == "PNG"
     with pytest.raises(FileNotFoundError, match="train the run first"):
         plot_losses(str(tmp_path / "nothing"))
+
+
+def test_progress_gif_keeps_at_most_max_frames_with_first_and_last(tmp_path):
+    from gan_anime.animation import MAX_PROGRESS_FRAMES, write_progress_gif
+    n = MAX_PROGRESS_FRAMES + 50
+    (tmp_path / "samples").mkdir()
+    for e in range(1, n + 1):
+        Image.fromarray(np.full((8, 8, 3), e, np.uint8)).save(tmp_path / "samples" / f"epoch_{e:04d}.png")
+    frames = iio.imread(write_progress_gif(str(tmp_path)), index=None)
+    assert len(frames) == MAX_PROGRESS_FRAMES
+    assert frames[0][0, 0, 0] == 1 and frames[-1][0, 0, 0] == n
+
+
+def test_atomic_write_leaves_nothing_behind_when_the_writer_fails(tmp_path):
+    from gan_anime.files import atomic_write
+    target = tmp_path / "out.npy"
+
+    def broken(tmp):
+        open(tmp, "w").write("half")
+        raise OSError("disk full")
+    with pytest.raises(OSError):
+        atomic_write(str(target), broken)
+    assert list(tmp_path.iterdir()) == []
+    atomic_write(str(target), lambda tmp: np.save(tmp, np.arange(3)))
+    assert np.load(target).tolist() == [0, 1, 2] and [p.name for p in tmp_path.iterdir()] == ["out.npy"]

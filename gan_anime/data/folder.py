@@ -21,6 +21,8 @@ import numpy as np
 from absl import logging
 from PIL import Image, ImageFile
 
+from gan_anime.files import atomic_write
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 CACHE_VERSION = 1
 
@@ -170,10 +172,7 @@ def _cached_decode(data_dir: str, paths: Sequence[str], size: int,
         except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
             logging.warning("image cache %s is unreadable; decoding again", cache)
     images, ok = decode_all(data_dir, paths, size)
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{cache}.tmp{os.getpid()}.npz"
-    np.savez(tmp, images=images, ok=ok)
-    os.replace(tmp, cache)
+    atomic_write(cache, lambda tmp: np.savez(tmp, images=images, ok=ok))
     return images, ok
 
 

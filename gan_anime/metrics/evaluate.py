@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 from absl import logging
 
+from gan_anime.files import write_text
 from gan_anime.metrics.fid import (DEFAULT_BATCH, FeatureExtractor, cached_features, compare_features,
                                    folder_features)
 
@@ -115,10 +116,7 @@ def drop_training_metrics_after(run_dir: str, step: int) -> None:
         if not (record.get("during_training") and record.get("step", 0) > step):
             kept.append(line)
     if kept != lines:
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.writelines(kept)
-        os.replace(tmp, path)
+        write_text(path, "".join(kept))
 
 
 def append_metrics(run_dir: str, record: dict) -> str:

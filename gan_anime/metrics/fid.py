@@ -21,6 +21,7 @@ from typing import Iterable, Iterator, Optional
 import numpy as np
 from absl import logging
 
+from gan_anime.files import atomic_write
 from gan_anime.metrics import inception
 
 #: Images per forward pass of the Inception network.
@@ -180,10 +181,7 @@ def cached_features(extractor: FeatureExtractor, images: np.ndarray, cache_dir: 
             pass
         logging.warning("feature cache %s is unreadable; computing again", path)
     feats = extractor(images, desc=desc)
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path[:-4]}.tmp{os.getpid()}.npy"
-    np.save(tmp, feats, allow_pickle=False)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.save(tmp, feats, allow_pickle=False))
     return feats, False
 
 

@@ -24,6 +24,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from gan_anime.files import atomic_write
 from gan_anime.metrics.torchscript import ModuleRecord, load_module_tree, named_modules
 
 #: The reference package and version whose file holds the weights, and how to install it.
@@ -228,10 +229,7 @@ def load_network(weights: Optional[str] = None, cache_dir: Optional[str] = None)
             EOFError) as e:   # a malformed or hostile file: one line, not a traceback
         raise ValueError(f"{path} is not the FID Inception TorchScript file (default_1.pt of "
                          f"{WEIGHTS_PACKAGE}): {str(e).splitlines()[0][:160] if str(e) else type(e).__name__}") from None
-    os.makedirs(os.path.dirname(cached), exist_ok=True)
-    tmp = f"{cached[:-len('.weights.h5')]}.tmp{os.getpid()}.weights.h5"
-    model.save_weights(tmp)
-    os.replace(tmp, cached)
+    atomic_write(cached, model.save_weights, suffix=".weights.h5")   # Keras insists on the suffix
     return model, sha
 
 

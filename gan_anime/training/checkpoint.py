@@ -17,6 +17,8 @@ from typing import Dict, List, Optional
 
 import tensorflow as tf
 
+from gan_anime.files import atomic_write
+
 #: Leading columns of ``losses.csv``; every other column is whatever the steps and hooks reported.
 CSV_FIELDS = ["step", "epoch"]
 
@@ -82,12 +84,12 @@ class CsvLog:
         self.rows = []
 
     def _rewrite(self, rows: List[Dict]) -> None:
-        tmp = f"{self.path}.tmp{os.getpid()}"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, self.fields, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, self.path)
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, self.fields, restval="")
+                writer.writeheader()
+                writer.writerows(rows)
+        atomic_write(self.path, write)
 
 
 def _union(fields: List[str], keys) -> List[str]:
