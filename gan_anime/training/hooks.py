@@ -248,13 +248,18 @@ class ProgressLinesHook(Hook):
         self.run = run
         self.window_t, self.window_step = time.time(), run.start_step
 
+    def _rate_and_eta(self, step: int):
+        """Images/s since the last log step, and the seconds the run has left at that rate."""
+        batch, now = self.run.cfg.batch_size, time.time()
+        rate = (step - self.window_step) * batch / max(now - self.window_t, 1e-9)
+        self.window_t, self.window_step = now, step
+        return rate, (self.run.total_steps - step) * batch / max(rate, 1e-9)
+
     def step_end(self, event):
         if not event.log_step:
             return
-        cfg, now = self.run.cfg, time.time()
-        rate = (event.step - self.window_step) * cfg.batch_size / max(now - self.window_t, 1e-9)
-        self.window_t, self.window_step = now, event.step
-        eta = (self.run.total_steps - event.step) * cfg.batch_size / max(rate, 1e-9)
+        cfg = self.run.cfg
+        rate, eta = self._rate_and_eta(event.step)
         logging.info("epoch %d/%d step %d/%d  %s  %.0f img/s  ETA %s", event.epoch + 1, cfg.epochs,
                      event.step_in_epoch, self.run.steps_per_epoch, _shown(event.logs), rate, _fmt_time(eta))
 
@@ -278,10 +283,7 @@ class ProgressBarHook(ProgressLinesHook):
                             unit_scale=cfg.batch_size, desc=f"epoch {event.epoch + 1}/{cfg.epochs}",
                             file=sys.stderr, dynamic_ncols=True, leave=True)
         if event.log_step:
-            now = time.time()
-            rate = (event.step - self.window_step) * cfg.batch_size / max(now - self.window_t, 1e-9)
-            self.window_t, self.window_step = now, event.step
-            eta = (self.run.total_steps - event.step) * cfg.batch_size / max(rate, 1e-9)
+            _, eta = self._rate_and_eta(event.step)
             self.bar.set_postfix_str(f"{_shown(event.logs, '=')}  run ETA {_fmt_time(eta)}", refresh=False)
         self.bar.update(1)
         if event.step_in_epoch == self.run.steps_per_epoch:
