@@ -5,7 +5,8 @@
 real_logits, fake_logits: float32 [B] or [B, 1], unbounded discriminator logits.
 Each returns per-example losses of shape [B]; the trainer averages them over the
 *global* batch (``tf.nn.compute_average_loss``) so the result is the same on one
-device or many.
+device or many.  Penalties (:func:`gradient_penalty`, :func:`r1_penalty`) are separate
+functions that also return per-example values [B], added to D's per-example loss.
 """
 
 from __future__ import annotations
@@ -49,6 +50,49 @@ def least_squares(real_logits, fake_logits, label_smoothing: float = 0.0):
     return 0.5 * tf.square(real - target) + 0.5 * tf.square(fake), 0.5 * tf.square(fake - 1.0)
 
 
+def wasserstein(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """WGAN (Arjovsky et al. 2017), as used with a gradient penalty by WGAN-GP (Gulrajani et al. 2017).
+
+    D (the critic): fake - real;  G: -fake.  The logits are unbounded critic scores, so the critic
+    needs a Lipschitz constraint: add :func:`gradient_penalty` to D's loss.
+    """
+    del label_smoothing  # not defined for the Wasserstein loss
+    real, fake = _flat(real_logits), _flat(fake_logits)
+    return fake - real, -fake
+
+
+def gradient_penalty(critic_fn: Callable[[tf.Tensor], tf.Tensor], real, fake, alpha, weight: float = 10.0,
+                     epsilon: float = 1e-12):
+    """WGAN-GP penalty (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", Algorithm 1).
+
+    weight * (||grad_x critic_fn(x_hat)|| - 1)^2 at x_hat = alpha * real + (1 - alpha) * fake.
+
+    critic_fn: images [B, H, W, C] -> logits [B] (or [B, 1]); close over labels for a conditional
+      critic.  The per-example gradient is that of the *summed* logits, which is each example's own
+      gradient only when the critic treats examples independently: no batch norm in training mode
+      and no minibatch-stddev feature (the paper uses no batch norm in the critic).
+    real, fake: float [B, H, W, C] (any shape [B, ...]); the same shape.
+    alpha: float [B] in [0, 1), drawn per example by the caller (U[0, 1) in the paper), so a train
+      step can use a stateless draw and stay replayable.
+    weight: lambda, 10 in the paper.
+    epsilon: added under the square root, sqrt(sum(g^2) + epsilon), so the penalty's own gradient
+      stays finite (d sqrt/dx is infinite at 0) when the critic's gradient is zero.
+    Returns float32 [B], to add to D's per-example loss.  Call it inside the tape that computes D's
+    gradients: the gradient of the penalty w.r.t. D's weights is a second derivative.
+    """
+    real = tf.convert_to_tensor(real)
+    fake = tf.cast(fake, real.dtype)
+    a = tf.reshape(tf.cast(alpha, real.dtype), [-1] + [1] * (real.shape.rank - 1))
+    x_hat = a * real + (1.0 - a) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        total = tf.reduce_sum(tf.cast(critic_fn(x_hat), tf.float32))
+    grads = tape.gradient(total, x_hat, unconnected_gradients=tf.UnconnectedGradients.ZERO)  # constant critic: 0
+    grads = tf.cast(grads, tf.float32)
+    norm = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=tf.range(1, tf.rank(grads))) + epsilon)
+    return weight * tf.square(norm - 1.0)
+
+
 def r1_penalty(real_grads, gamma: float):
     """R1 regulariser (Mescheder et al. 2018; StyleGAN): gamma/2 * ||grad_x D(x)||^2 at real images.
 
@@ -63,6 +107,7 @@ LOSSES: Dict[str, LossFn] = {
     "nonsaturating": nonsaturating,
     "hinge": hinge,
     "least_squares": least_squares,
+    "wasserstein": wasserstein,
 }
 
 

@@ -76,3 +76,82 @@ def num_blocks(image_size: int) -> int:
     if n < 2 or 4 * 2 ** n != image_size:
         raise ValueError(f"image_size must be a power of two >= 16, got {image_size}")
     return n
+
+
+class SpectralNorm(keras.layers.Wrapper):
+    """Spectral normalisation (Miyato et al. 2018, "Spectral Normalization for GANs") of a Conv2D or Dense.
+
+    The wrapped layer computes with ``W / sigma(W)`` instead of its kernel W, sigma the largest
+    singular value of W reshaped to [kh*kw*cin, cout] (a Dense kernel [in, out] as it is), so the
+    layer is 1-Lipschitz (for a convolution approximately, as in the paper).  sigma comes from
+    ``power_iterations`` steps of power iteration from a stored non-trainable vector u [cout]; as
+    in the paper (and ``torch.nn.utils.spectral_norm``) the gradient flows through sigma with u
+    and v held constant.  ``training=True`` stores the new u, so one step per call converges over
+    training; ``training=False`` runs the same steps without storing, so inference changes no
+    state.  The kernel variable keeps its unnormalised values.
+
+    Why not ``keras.layers.SpectralNormalization`` (Keras 3.15): it runs (tf.function, XLA,
+    MirroredStrategy), but it is a different method: each training call *assigns* W / sigma to the
+    kernel variable, so the gradient is taken as if the kernel were a plain weight and never flows
+    through sigma (the concern raised on its predecessor, tensorflow/addons PR 1244), the optimizer
+    then moves the kernel off the normalised value, and inference uses whatever the last training
+    call left there.
+
+    Under tf.distribute, u is a mirrored variable that each replica updates locally (aggregation
+    "none"): every replica computes the same u from the same W and u, so no cross-replica call
+    (merge_call) is needed in the replica step, compiled with XLA or not.
+    """
+
+    def __init__(self, layer, power_iterations: int = 1, epsilon: float = 1e-12, **kwargs):
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            raise TypeError(f"spectral normalisation wraps a Conv2D or Dense layer, got {type(layer).__name__}")
+        if power_iterations < 1:
+            raise ValueError(f"power_iterations must be >= 1, got {power_iterations}")
+        kwargs.setdefault("name", f"{layer.name}_sn")
+        kwargs.setdefault("dtype", layer.dtype_policy)
+        super().__init__(layer, **kwargs)
+        self.power_iterations, self.epsilon = int(power_iterations), float(epsilon)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.u = self.add_weight(shape=(self.layer.kernel.shape[-1],), initializer=keras.initializers.RandomNormal(),
+                                 trainable=False, autocast=False, aggregation="none", name="u")
+
+    def normalized_kernel(self, training: bool = False):
+        """The kernel divided by its estimated spectral norm (float32, the kernel's shape)."""
+        kernel = tf.cast(self.layer.kernel.value, tf.float32)
+        w = tf.reshape(kernel, [-1, kernel.shape[-1]])                  # [kh*kw*cin, cout]
+        u = tf.cast(self.u.value, tf.float32)
+        for _ in range(self.power_iterations):
+            v = tf.math.l2_normalize(tf.linalg.matvec(w, u), epsilon=self.epsilon)                  # [kh*kw*cin]
+            u = tf.math.l2_normalize(tf.linalg.matvec(w, v, transpose_a=True), epsilon=self.epsilon)  # [cout]
+        u, v = tf.stop_gradient(u), tf.stop_gradient(v)
+        if training:
+            self.u.assign(u)
+        sigma = tf.tensordot(v, tf.linalg.matvec(w, u), 1)
+        return kernel / sigma
+
+    def call(self, inputs, training=False):
+        layer = self.layer
+        kernel = tf.cast(self.normalized_kernel(bool(training)), inputs.dtype)
+        if isinstance(layer, keras.layers.Dense):
+            out = tf.matmul(inputs, kernel) if len(inputs.shape) == 2 else tf.tensordot(inputs, kernel, 1)
+        else:
+            out = layer.convolution_op(inputs, kernel)
+        if layer.use_bias:
+            bias = tf.cast(layer.bias, out.dtype)
+            if isinstance(layer, keras.layers.Conv2D) and layer.data_format == "channels_first":
+                bias = tf.reshape(bias, [1, -1, 1, 1])
+            out = out + bias
+        return layer.activation(out) if layer.activation is not None else out
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "power_iterations": self.power_iterations, "epsilon": self.epsilon}
+
+
+def spectral_norm(layer, power_iterations: int = 1) -> SpectralNorm:
+    """``layer`` (a Conv2D or Dense) with a spectrally normalised kernel (Miyato et al. 2018); see SpectralNorm."""
+    return SpectralNorm(layer, power_iterations=power_iterations)
