@@ -22,7 +22,7 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 
 #: Config fields that define the networks' shapes: a resumed run may not change them.
 ARCHITECTURE_FIELDS = (
-    "image_size", "noise_dim", "g_width", "d_width", "conditional",
+    "gan", "image_size", "noise_dim", "g_width", "d_width", "conditional",
     "num_hair", "num_eye", "upsample", "d_norm", "mbstd_group",
 )
 
@@ -64,6 +64,7 @@ class Config:
     cache_dir: Optional[str] = None         # built-in faces cache; None: $GAN_ANIME_CACHE or user cache
     augment: bool = True
     # --- model ---
+    gan: str = "dcgan"                      # the GAN variant (gan_anime.variants.VARIANTS); see Config.for_gan
     image_size: int = 64
     noise_dim: int = 100
     g_width: int = 32                       # channels of the last generator block; earlier blocks double it
@@ -81,9 +82,13 @@ class Config:
     label_smoothing: float = 0.0            # one-sided: real targets become 1 - value
     r1_gamma: float = 1.0                   # R1 penalty weight on D's gradient at real images; 0 disables
     r1_every: int = 4                       # lazy R1: applied every N steps with weight r1_gamma * N
+    gp_weight: float = 10.0                 # WGAN-GP gradient penalty weight lambda (variants with a GP)
+    aux_weight: float = 1.0                 # ACGAN: weight of the hair/eye classification losses
+    diffaugment: str = ""                   # DiffAugment policies, e.g. "color,translation,cutout" ('' = off)
     # --- optimisation ---
     epochs: int = 10
     batch_size: int = 32
+    n_critic: int = 1                       # discriminator updates per generator update (one per batch)
     g_schedule: Schedule = Schedule()
     d_schedule: Schedule = Schedule()
     beta1: float = 0.5                      # DCGAN paper
@@ -113,6 +118,13 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, dict):
                 object.__setattr__(self, name, Schedule(**value))
+
+    @classmethod
+    def for_gan(cls, gan: str, **fields) -> "Config":
+        """A config for GAN variant ``gan`` with that variant's defaults (e.g. WGAN-GP's Adam(1e-4, 0, 0.9)
+        and 5 critic steps), then ``fields`` on top: what the user sets wins."""
+        from gan_anime.variants import get_variant
+        return cls(**{**get_variant(gan).defaults, "gan": gan, **fields})
 
     # ------------------------------------------------------------------ helpers
     def replace(self, **changes) -> "Config":
@@ -195,7 +207,7 @@ def validate(cfg: Config) -> Config:
     if cfg.image_size not in IMAGE_SIZES:
         raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {cfg.image_size!r}")
     for name in ("noise_dim", "g_width", "d_width", "epochs", "batch_size", "faces_count",
-                 "samples_per_grid", "keep_checkpoints", "log_every", "r1_every"):
+                 "samples_per_grid", "keep_checkpoints", "log_every", "r1_every", "n_critic"):
         _positive_int(name, getattr(cfg, name))
     if not isinstance(cfg.fid_samples, int) or cfg.fid_samples < 2:
         raise ValueError(f"fid_samples must be an integer >= 2, got {cfg.fid_samples!r}")
@@ -214,10 +226,18 @@ def validate(cfg: Config) -> Config:
         raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay!r}")
     if not (math.isfinite(cfg.r1_gamma) and cfg.r1_gamma >= 0.0):
         raise ValueError(f"r1_gamma must be a number >= 0, got {cfg.r1_gamma!r}")
+    for name in ("gp_weight", "aux_weight"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
     if not 0.0 <= cfg.label_smoothing < 0.5:
         raise ValueError(f"label_smoothing must be in [0, 0.5), got {cfg.label_smoothing!r}")
     validate_schedule(cfg.g_schedule, "generator schedule")
     validate_schedule(cfg.d_schedule, "discriminator schedule")
     if cfg.conditional and (cfg.num_hair < 1 or cfg.num_eye < 1):
         raise ValueError("a conditional model needs num_hair >= 1 and num_eye >= 1 (give a tags file)")
+    from gan_anime.data.policies import parse_policy
+    from gan_anime.variants import get_variant
+    parse_policy(cfg.diffaugment)
+    get_variant(cfg.gan).check(cfg)
     return cfg

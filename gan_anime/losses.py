@@ -61,6 +61,15 @@ def wasserstein(real_logits, fake_logits, label_smoothing: float = 0.0):
     return fake - real, -fake
 
 
+def generator_loss(loss: LossFn, fake_logits):
+    """G's per-example loss [B] alone, for an update that computes no real logits (WGAN-GP's generator step).
+
+    Every loss in :data:`LOSSES` gives G a loss that depends on the fake logits only, so the real
+    logits passed here are a stand-in that never reaches the result.
+    """
+    return loss(fake_logits, fake_logits)[1]
+
+
 def gradient_penalty(critic_fn: Callable[[tf.Tensor], tf.Tensor], real, fake, alpha, weight: float = 10.0,
                      epsilon: float = 1e-12):
     """WGAN-GP penalty (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", Algorithm 1).

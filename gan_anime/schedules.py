@@ -4,6 +4,9 @@ One builder, :func:`build_schedule`, turns a :class:`~gan_anime.config.Schedule`
 into a ``keras.optimizers.schedules.LearningRateSchedule`` (or a float for a
 constant rate).  The optimizer's own iteration counter is the ``step`` the
 schedule sees, so a resumed run continues its decay exactly where it stopped.
+A discriminator updated ``k`` times per training step (WGAN-GP's critic) gets its
+schedule through :class:`PerTrainingStep`, so both networks' schedules count training
+steps (generator updates).
 """
 
 from __future__ import annotations
@@ -44,10 +47,29 @@ SCHEDULES: Dict[str, Callable[[Schedule], Union[float, keras.optimizers.schedule
 }
 
 
-def build_schedule(s: Schedule, who: str = "schedule"):
-    """Build the learning rate for an optimizer; raises ``ValueError`` on bad arguments."""
+class PerTrainingStep(keras.optimizers.schedules.LearningRateSchedule):
+    """``schedule`` evaluated at ``iterations // updates_per_step``: the training step, for an optimizer
+    that makes ``updates_per_step`` updates per step."""
+
+    def __init__(self, schedule, updates_per_step: int):
+        self.schedule, self.updates_per_step = schedule, int(updates_per_step)
+
+    def __call__(self, step):
+        return self.schedule(step // self.updates_per_step)
+
+    def get_config(self):
+        return {"schedule": keras.optimizers.schedules.serialize(self.schedule),
+                "updates_per_step": self.updates_per_step}
+
+
+def build_schedule(s: Schedule, who: str = "schedule", updates_per_step: int = 1):
+    """Build the learning rate for an optimizer that updates ``updates_per_step`` times per training step;
+    raises ``ValueError`` on bad arguments."""
     validate_schedule(s, who)
-    return SCHEDULES[s.kind](s)
+    lr = SCHEDULES[s.kind](s)
+    if updates_per_step > 1 and callable(lr):
+        return PerTrainingStep(lr, updates_per_step)
+    return lr
 
 
 def learning_rate_at(s: Schedule, step: int) -> float:

@@ -90,5 +90,5 @@ def test_num_blocks_rejects_bad_sizes():
 def test_build_models_from_config_and_registry():
     g, d = build_models(Config(image_size=16, g_width=4, d_width=4, conditional=False))
     assert isinstance(g, Generator) and isinstance(d, Discriminator)
-    with pytest.raises(ValueError, match="dcgan"):
-        build_models(Config(), arch="stylegan9")
+    with pytest.raises(ValueError, match="unknown gan 'stylegan9'; expected one of dcgan, acgan, wgan-gp, hinge"):
+        build_models(Config(gan="stylegan9"))

@@ -37,6 +37,8 @@ from typing import Callable, Dict, Sequence, Tuple, Union
 
 import tensorflow as tf
 
+from gan_anime.data.policies import POLICY_NAMES, parse_policy
+
 # Stream ids per policy name (not per position): "translation" draws the same shifts whether or not
 # "color" comes before it.  Never renumber: that would change the augmentations of every seed.
 _STREAMS = {"color": 1, "translation": 2, "cutout": 3}
@@ -153,28 +155,7 @@ def _cutout(images, seed, ratio: int = 2):
 
 
 POLICIES: Dict[str, Callable] = {"color": _color, "translation": _translation, "cutout": _cutout}
-
-
-def parse_policy(policy: Union[str, Sequence[str]]) -> Tuple[str, ...]:
-    """``"color,translation,cutout"`` (or a sequence of names) -> a tuple of policy names, in order.
-
-    An empty string or sequence means no augmentation.  Unknown, empty or repeated names raise
-    ``ValueError`` listing the valid ones.
-    """
-    if isinstance(policy, str):
-        names = [p.strip() for p in policy.split(",")] if policy.strip() else []
-    else:
-        names = list(policy)
-    valid = ", ".join(sorted(POLICIES))
-    for name in names:
-        if not isinstance(name, str) or name not in POLICIES:
-            raise ValueError(f"unknown DiffAugment policy {name!r} in {policy!r}; expected a comma-separated list "
-                             f"of {valid} (or '' for none)")
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"DiffAugment policy {', '.join(repeated)} given more than once in {policy!r}; "
-                         f"each of {valid} may appear once")
-    return tuple(names)
+assert tuple(POLICIES) == POLICY_NAMES, "policies.POLICY_NAMES lists the policies defined here"
 
 
 def _check_seed(seed):

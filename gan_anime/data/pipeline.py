@@ -27,13 +27,20 @@ from gan_anime.data.folder import ImageSet
 
 # Offsets that keep the random streams for shuffling, flips and noise apart.
 _SHUFFLE_STREAM, _FLIP_STREAM, _NOISE_STREAM = 0, 1, 2
+# Sub-streams of the noise stream (folded into its key): the generator update's noise when a step has
+# several batches, and the gradient penalty's interpolation weights.
+_G_NOISE, _ALPHA = 1, 2
 
 
-def steps_per_epoch(num_images: int, global_batch: int) -> int:
-    steps = num_images // global_batch
+def steps_per_epoch(num_images: int, global_batch: int, batches_per_step: int = 1) -> int:
+    """Steps in one pass over ``num_images``: each step takes ``batches_per_step`` global batches
+    (one per discriminator update, see :mod:`gan_anime.variants`); the rest of the pass is dropped."""
+    steps = num_images // global_batch // batches_per_step
     if steps < 1:
-        raise ValueError(f"batch size {global_batch} is larger than the dataset ({num_images} images); "
-                         f"use a smaller --batch-size or more images")
+        need = global_batch * batches_per_step
+        per = f" x {batches_per_step} critic updates per step" if batches_per_step > 1 else ""
+        raise ValueError(f"one step needs {need} images (batch size {global_batch}{per}), more than the dataset's "
+                         f"{num_images}; use a smaller --batch-size or more images")
     return steps
 
 
@@ -56,11 +63,24 @@ def flip(images, seed, step):
     return tf.where(coin[:, None, None, None] < 0.5, tf.reverse(images, axis=[2]), images)
 
 
+def _noise_key(seed: int, position):
+    return tf.stack([tf.cast(seed * 3 + _NOISE_STREAM, tf.int64), tf.cast(position, tf.int64)])
+
+
 def batch_noise(seed: int, step, global_batch: int, noise_dim: int):
-    """Generator noise for global step ``step``: float32 [global_batch, noise_dim] ~ N(0, 1)."""
-    return tf.random.stateless_normal([global_batch, noise_dim],
-                                      seed=tf.stack([tf.cast(seed * 3 + _NOISE_STREAM, tf.int64),
-                                                     tf.cast(step, tf.int64)]))
+    """Generator noise for batch position ``step``: float32 [global_batch, noise_dim] ~ N(0, 1)."""
+    return tf.random.stateless_normal([global_batch, noise_dim], seed=_noise_key(seed, step))
+
+
+def substream_uniform(seed: int, position, stream: int, shape):
+    """float32 U[0, 1) of ``shape`` from sub-stream ``stream`` of batch position ``position``'s noise key."""
+    key = tf.random.experimental.stateless_fold_in(_noise_key(seed, position), stream)
+    return tf.random.stateless_uniform(shape, seed=key)
+
+
+def substream_normal(seed: int, position, stream: int, shape):
+    key = tf.random.experimental.stateless_fold_in(_noise_key(seed, position), stream)
+    return tf.random.stateless_normal(shape, seed=key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,14 +109,20 @@ class DataTensors:
 
 def make_dataset(data: Union[ImageSet, DataTensors], *, seed: int, start_step: int, end_step: int,
                  global_batch: int, noise_dim: int, augment: bool, num_replicas: int = 1,
-                 input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+                 input_context: Optional[tf.distribute.InputContext] = None,
+                 batches_per_step: int = 1) -> tf.data.Dataset:
     """Per-replica batches for the run's steps ``start_step`` (inclusive) to ``end_step`` (exclusive).
 
-    A run's step p is batch ``p % steps_per_epoch`` of epoch ``p // steps_per_epoch``; a run of
-    E epochs has steps [0, E * steps_per_epoch).
+    A run's step p is step ``p % steps_per_epoch`` of epoch ``p // steps_per_epoch``; a run of
+    E epochs has steps [0, E * steps_per_epoch).  Step s of an epoch takes the ``k = batches_per_step``
+    batches at positions ``s*k .. s*k + k - 1`` of the epoch's order; its batch j draws its noise, flips
+    and ``alpha`` from batch position ``p*k + j`` (with k = 1: the step number).
     data: the images; pass :class:`DataTensors` to share one copy between datasets.
-    Elements: dict(images float32 [b, S, S, 3] in [-1, 1], hair int32 [b], eye int32 [b],
-    noise float32 [b, noise_dim]) with b = global_batch / num_replicas.
+    Elements (k = 1): dict(images float32 [b, S, S, 3] in [-1, 1], hair int32 [b], eye int32 [b],
+    noise float32 [b, noise_dim], alpha float32 [b] ~ U[0, 1) (gradient-penalty interpolation),
+    position int64 [] (the batch position)) with b = global_batch / num_replicas.  With k > 1 each
+    of these gets a leading axis [k, ...], and ``g_noise`` float32 [b, noise_dim] is the generator
+    update's noise.
     """
     if global_batch % num_replicas:
         raise ValueError(f"batch size {global_batch} must be divisible by the {num_replicas} replicas")
@@ -108,21 +134,35 @@ def make_dataset(data: Union[ImageSet, DataTensors], *, seed: int, start_step: i
     per_pipeline = num_replicas // pipelines
     my_replicas = list(range(pipeline_id * per_pipeline, (pipeline_id + 1) * per_pipeline))
 
-    spe = steps_per_epoch(len(data), global_batch)
+    k = batches_per_step
+    spe = steps_per_epoch(len(data), global_batch, k)
     tensors = data if isinstance(data, DataTensors) else DataTensors.from_images(data)
     images, hair, eye = tensors.images, tensors.hair, tensors.eye
 
-    def make_batch(step):
-        idx = batch_indices(len(data), seed, step // spe, step % spe, global_batch)
+    def per_replica(batch):
+        """Global-batch rows -> [replicas of this pipeline, b, ...]; scalars are repeated per replica."""
+        chunks = [{key: v if v.shape.rank == 0 else v[r * local:(r + 1) * local] for key, v in batch.items()}
+                  for r in my_replicas]
+        return {key: tf.stack([c[key] for c in chunks]) for key in batch}
+
+    def one_batch(epoch, position_in_epoch, position):
+        idx = batch_indices(len(data), seed, epoch, position_in_epoch, global_batch)
         x = tf.cast(tf.gather(images, idx), tf.float32) / 127.5 - 1.0
         if augment:
-            x = flip(x, seed, step)
-        noise = batch_noise(seed, step, global_batch, noise_dim)
-        batch = {"images": x, "hair": tf.gather(hair, idx), "eye": tf.gather(eye, idx),
-                 "noise": noise}
-        chunks = [{k: v[r * local:(r + 1) * local] for k, v in batch.items()} for r in my_replicas]
-        stacked = {k: tf.stack([c[k] for c in chunks]) for k in batch}
-        return stacked
+            x = flip(x, seed, position)
+        return per_replica({"images": x, "hair": tf.gather(hair, idx), "eye": tf.gather(eye, idx),
+                            "noise": batch_noise(seed, position, global_batch, noise_dim),
+                            "alpha": substream_uniform(seed, position, _ALPHA, [global_batch]),
+                            "position": tf.cast(position, tf.int64)})
+
+    def make_batch(step):
+        epoch, in_epoch = step // spe, step % spe
+        if k == 1:
+            return one_batch(epoch, in_epoch, step)
+        parts = [one_batch(epoch, in_epoch * k + j, step * k + j) for j in range(k)]
+        batch = {key: tf.stack([p[key] for p in parts], axis=1) for key in parts[0]}   # [replicas, k, b, ...]
+        g_noise = substream_normal(seed, step * k, _G_NOISE, [global_batch, noise_dim])
+        return {**batch, **per_replica({"g_noise": g_noise})}
 
     ds = tf.data.Dataset.range(start_step, end_step)
     # One map call per global batch, then one element per replica of this pipeline.  One thread and a

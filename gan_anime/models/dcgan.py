@@ -1,8 +1,10 @@
 """DCGAN generator and discriminator (Radford et al. 2016), optionally conditional on hair and eye colour.
 
 Conditioning: the generator gets one-hot hair and eye labels appended to the
-noise; the discriminator uses projection (Miyato & Koyama 2018): one learned
-embedding per class, dotted with the discriminator's features and added to the logit.
+noise.  The discriminator either uses projection (``heads="projection"``, Miyato & Koyama 2018):
+one learned embedding per class, dotted with the discriminator's features and added to the
+logit; or classifier heads (``heads="classifier"``, ACGAN, Odena et al. 2017): it takes no
+labels and predicts hair and eye classes beside its real/fake logit.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Optional, Tuple
 import keras
 import tensorflow as tf
 
-from gan_anime.models.layers import MinibatchStddev, batch_norm, dcgan_init, num_blocks, up_block
+from gan_anime.models.layers import MinibatchStddev, batch_norm, dcgan_init, num_blocks, spectral_norm, up_block
 
 Labels = Optional[Tuple[tf.Tensor, tf.Tensor]]
 
@@ -86,22 +88,30 @@ class Generator(keras.Model):
 class Discriminator(keras.Model):
     """images float32 [B, S, S, 3] in [-1, 1] (+ labels) -> logits float32 [B].
 
+    With ``heads="classifier"`` (and classes): images -> dict(logits float32 [B], hair float32
+    [B, num_hair], eye float32 [B, num_eye]) of unnormalised class scores; labels are not used.
+
     Strided 4x4 convs halve the resolution down to 4x4 (LeakyReLU 0.2; batch norm on
     all but the first, as in DCGAN), a minibatch-stddev feature, a dense feature
-    layer, then a linear logit plus the class projections.
+    layer, then a linear logit plus the class projections (or the class heads).
+    ``sn``: every conv and dense layer spectrally normalised (SNGAN).
     """
 
     def __init__(self, image_size: int = 64, width: int = 48, num_hair: int = 0, num_eye: int = 0,
-                 norm: str = "batch", mbstd_group: int = 4, **kwargs):
+                 norm: str = "batch", mbstd_group: int = 4, heads: str = "projection", sn: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
+        if heads not in ("projection", "classifier"):
+            raise ValueError(f"heads must be 'projection' or 'classifier', got {heads!r}")
         self.image_size, self.width, self.norm, self.mbstd_group = image_size, width, norm, mbstd_group
-        self.num_hair, self.num_eye = num_hair, num_eye
+        self.num_hair, self.num_eye, self.heads, self.sn = num_hair, num_eye, heads, sn
+        wrap = spectral_norm if sn else (lambda layer: layer)
         n = num_blocks(image_size)
         body = []
         for i in range(n):
-            body.append(keras.layers.Conv2D(width * 2 ** i, 4, strides=2, padding="same",
-                                            use_bias=(i == 0 or norm != "batch"),
-                                            kernel_initializer=dcgan_init(), name=f"d{i}_conv"))
+            body.append(wrap(keras.layers.Conv2D(width * 2 ** i, 4, strides=2, padding="same",
+                                                 use_bias=(i == 0 or norm != "batch"),
+                                                 kernel_initializer=dcgan_init(), name=f"d{i}_conv")))
             if i > 0 and norm == "batch":
                 body.append(batch_norm(f"d{i}_bn"))
             body.append(keras.layers.LeakyReLU(0.2))
@@ -109,9 +119,14 @@ class Discriminator(keras.Model):
         self.mbstd = MinibatchStddev(mbstd_group) if mbstd_group > 0 else None
         feat = width * 2 ** (n - 1)
         self.flatten = keras.layers.Flatten()
-        self.features = keras.layers.Dense(feat, kernel_initializer=dcgan_init(), name="features")
-        self.logit = keras.layers.Dense(1, kernel_initializer=dcgan_init(), dtype="float32", name="logit")
-        if self.conditional:
+        self.features = wrap(keras.layers.Dense(feat, kernel_initializer=dcgan_init(), name="features"))
+        self.logit = wrap(keras.layers.Dense(1, kernel_initializer=dcgan_init(), dtype="float32", name="logit"))
+        if self.conditional and heads == "classifier":
+            self.hair_head = wrap(keras.layers.Dense(num_hair, kernel_initializer=dcgan_init(), dtype="float32",
+                                                     name="hair_head"))
+            self.eye_head = wrap(keras.layers.Dense(num_eye, kernel_initializer=dcgan_init(), dtype="float32",
+                                                    name="eye_head"))
+        elif self.conditional:
             self.hair_embed = keras.layers.Embedding(num_hair, feat, embeddings_initializer=dcgan_init(),
                                                      name="hair_embed")
             self.eye_embed = keras.layers.Embedding(num_eye, feat, embeddings_initializer=dcgan_init(),
@@ -125,8 +140,11 @@ class Discriminator(keras.Model):
         x = self.body(images, training=training)
         if self.mbstd is not None:
             x = self.mbstd(x)
-        h = tf.nn.leaky_relu(self.features(self.flatten(x)), 0.2)
-        out = tf.squeeze(self.logit(h), -1)
+        h = tf.nn.leaky_relu(self.features(self.flatten(x), training=training), 0.2)
+        out = tf.squeeze(self.logit(h, training=training), -1)
+        if self.conditional and self.heads == "classifier":
+            return {"logits": out, "hair": self.hair_head(h, training=training),
+                    "eye": self.eye_head(h, training=training)}
         if self.conditional:
             if labels is None:
                 raise ValueError("this discriminator is conditional: pass labels=(hair, eye)")
@@ -138,4 +156,5 @@ class Discriminator(keras.Model):
 
     def get_config(self):
         return {"image_size": self.image_size, "width": self.width, "num_hair": self.num_hair,
-                "num_eye": self.num_eye, "norm": self.norm, "mbstd_group": self.mbstd_group}
+                "num_eye": self.num_eye, "norm": self.norm, "mbstd_group": self.mbstd_group, "heads": self.heads,
+                "sn": self.sn}

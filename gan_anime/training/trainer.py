@@ -22,12 +22,13 @@ from gan_anime.data import ImageSet, load_data
 from gan_anime.data.pipeline import DataTensors, make_dataset, steps_per_epoch
 from gan_anime.images import make_grid, save_png
 from gan_anime.inference import generator_inputs, generator_tensors, run_generator
-from gan_anime.losses import get_loss, r1_penalty
 from gan_anime.models import build_models
 from gan_anime.schedules import build_schedule
 from gan_anime.training.checkpoint import Counters, StopSignal, make_manager
 from gan_anime.training.hooks import PROGRESS_MODES, EpochEnd, Hook, HookList, RunInfo, StepEnd, default_hooks
+from gan_anime.training.step import TrainStep
 from gan_anime.training.strategy import is_chief, make_strategy
+from gan_anime.variants import get_variant
 
 
 #: Noise samples used to set the averaged generator's batch-norm statistics.
@@ -59,7 +60,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, strategy: Optional[tf.distribute.Strategy] = None):
         self.cfg = validate(cfg)
-        self.loss_fn = get_loss(cfg.loss)
+        self.variant = get_variant(cfg.gan)
         self.strategy = strategy or make_strategy(cfg.strategy)
         self.replicas = self.strategy.num_replicas_in_sync
         if cfg.batch_size % self.replicas:
@@ -73,7 +74,9 @@ class Trainer:
             self._build_variables()
             self.g_opt = keras.optimizers.Adam(build_schedule(cfg.g_schedule, "generator schedule"),
                                                beta_1=cfg.beta1, beta_2=cfg.beta2)
-            self.d_opt = keras.optimizers.Adam(build_schedule(cfg.d_schedule, "discriminator schedule"),
+            # n_critic D updates per step: D's schedule still counts steps (see gan_anime.variants).
+            self.d_opt = keras.optimizers.Adam(build_schedule(cfg.d_schedule, "discriminator schedule",
+                                                              updates_per_step=cfg.n_critic),
                                                beta_1=cfg.beta1, beta_2=cfg.beta2)
             # Built here, with their variable lists, so their slots are mirrored like the weights.
             self.g_opt.build(self.G.trainable_variables)
@@ -90,9 +93,9 @@ class Trainer:
         if not self.chief:  # other workers write their (identical) copies somewhere harmless
             ckpt_dir = os.path.join(cfg.run_dir, f".worker_{self.strategy.cluster_resolver.task_id}")
         self.manager = make_manager(self.checkpoint, ckpt_dir, cfg.keep_checkpoints)
-        self._step_fn = self._make_step(r1=False)
-        # Lazy R1 (StyleGAN2): the penalty on every r1_every-th step only, weighted r1_every times.
-        self._r1_step_fn = self._make_step(r1=True) if cfg.r1_gamma > 0 else None
+        # One compiled step per set of penalties in force (lazy R1 applies on every r1_every-th step).
+        self.train_step = TrainStep(cfg, self.variant, self.G, self.D, self.g_opt, self.d_opt, self.strategy,
+                                    self._after_step)
 
     # ------------------------------------------------------------------ building
     def _build_variables(self) -> None:
@@ -106,54 +109,15 @@ class Trainer:
                 e.assign(w)
 
     # ------------------------------------------------------------------ the step
-    def _make_step(self, r1: bool):
-        cfg, G, D, loss_fn = self.cfg, self.G, self.D, self.loss_fn
-        global_batch = cfg.batch_size
-        r1_weight = cfg.r1_gamma * cfg.r1_every
+    def _after_step(self) -> None:
+        """Inside the compiled step, after the replicas' updates: EMA, then the step counters."""
+        self._update_ema()
+        self.counters.step.assign_add(1)
+        self.counters.step_in_epoch.assign_add(1)
 
-        def replica_step(batch):
-            labels = (batch["hair"], batch["eye"]) if cfg.conditional else None
-            with tf.GradientTape(persistent=True) as tape:
-                fake = G(batch["noise"], labels, training=True)
-                # Real and fake batches go through D separately, so D's batch norm never mixes them
-                # (DCGAN; "ganhacks" #4): mixed statistics let D win at once on this data.
-                real = batch["images"]
-                if r1:
-                    with tf.GradientTape() as r1_tape:   # inside `tape`: D's update sees the penalty's gradient
-                        r1_tape.watch(real)
-                        real_logits = D(real, labels, training=True)
-                    real_grads = r1_tape.gradient(real_logits, real)   # of the summed logits: per example
-                else:
-                    real_logits = D(real, labels, training=True)
-                fake_logits = D(fake, labels, training=True)
-                d_each, g_each = loss_fn(real_logits, fake_logits, label_smoothing=cfg.label_smoothing)
-                if r1:
-                    d_each = d_each + r1_penalty(real_grads, r1_weight)
-                d_loss = tf.nn.compute_average_loss(d_each, global_batch_size=global_batch)
-                g_loss = tf.nn.compute_average_loss(g_each, global_batch_size=global_batch)
-            d_grads = tape.gradient(d_loss, D.trainable_variables)
-            g_grads = tape.gradient(g_loss, G.trainable_variables)
-            del tape
-            self.d_opt.apply_gradients(zip(d_grads, D.trainable_variables))
-            self.g_opt.apply_gradients(zip(g_grads, G.trainable_variables))
-            avg = lambda x: tf.nn.compute_average_loss(x, global_batch_size=global_batch)  # noqa: E731
-            return {"d_loss": d_loss, "g_loss": g_loss,
-                    "d_real": avg(tf.sigmoid(real_logits)), "d_fake": avg(tf.sigmoid(fake_logits))}
-
-        if cfg.jit_compile:
-            replica_step = tf.function(replica_step, jit_compile=True)
-
-        @tf.function
-        def step(batch):
-            per_replica = self.strategy.run(replica_step, args=(batch,))
-            stats = {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                     for k, v in per_replica.items()}
-            self._update_ema()
-            self.counters.step.assign_add(1)
-            self.counters.step_in_epoch.assign_add(1)
-            return stats
-
-        return step
+    def steps_per_epoch(self, num_images: int) -> int:
+        """Training steps in one pass over ``num_images`` (each takes ``n_critic`` batches)."""
+        return steps_per_epoch(num_images, self.cfg.batch_size, self.cfg.n_critic)
 
     def _update_ema(self) -> None:
         if self.G_ema is None:
@@ -231,7 +195,7 @@ class Trainer:
         cfg, c = self.cfg, self.counters
         if progress not in PROGRESS_MODES:
             raise ValueError(f"progress must be one of {', '.join(PROGRESS_MODES)}, got {progress!r}")
-        spe = steps_per_epoch(len(data), cfg.batch_size)
+        spe = self.steps_per_epoch(len(data))
         # Other workers train and checkpoint in lockstep with the chief but report nothing.
         hook = HookList(default_hooks(hooks, progress) if self.chief else [])
         start_time, start_step = time.time(), int(c.step)
@@ -249,10 +213,7 @@ class Trainer:
             while int(c.epoch) < cfg.epochs:
                 epoch, first = int(c.epoch), int(c.step_in_epoch)
                 for _ in range(spe - first):
-                    step_fn = self._step_fn
-                    if self._r1_step_fn is not None and int(c.step) % cfg.r1_every == 0:
-                        step_fn = self._r1_step_fn
-                    stats = {k: float(v) for k, v in step_fn(next(batches)).items()}
+                    stats = {k: float(v) for k, v in self.train_step(int(c.step))(next(batches)).items()}
                     step, in_epoch = int(c.step), int(c.step_in_epoch)
                     if not all(math.isfinite(v) for v in stats.values()):
                         restored = self._roll_back()
@@ -299,7 +260,7 @@ class Trainer:
         def dataset_fn(ctx: Optional[tf.distribute.InputContext]):
             return make_dataset(tensors, seed=cfg.seed, start_step=start, end_step=max(start, end),
                                 global_batch=cfg.batch_size, noise_dim=cfg.noise_dim, augment=cfg.augment,
-                                num_replicas=self.replicas, input_context=ctx)
+                                num_replicas=self.replicas, input_context=ctx, batches_per_step=cfg.n_critic)
 
         if isinstance(self.strategy, tf.distribute.OneDeviceStrategy):
             return iter(dataset_fn(None))
@@ -367,8 +328,8 @@ def train(cfg: Config, resume: bool = False, strategy: Optional[tf.distribute.St
     if trainer.chief:
         os.makedirs(cfg.run_dir, exist_ok=True)
         cfg.save(os.path.join(cfg.run_dir, "config.json"))
-    logging.info("training on %d images (%s), %d step(s) per epoch, global batch %d on %d replica(s)",
-                 len(data), data.source, steps_per_epoch(len(data), cfg.batch_size), cfg.batch_size,
+    logging.info("training %s on %d images (%s), %d step(s) per epoch, global batch %d on %d replica(s)",
+                 cfg.gan, len(data), data.source, trainer.steps_per_epoch(len(data)), cfg.batch_size,
                  trainer.replicas)
     with StopSignal() as stop:
         return trainer.fit(data, stop, hooks, progress)

@@ -1,0 +1,182 @@
+"""GAN variants as compositions: one step each, update patterns, exact resume across a critic cycle."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_anime.config import Config, validate
+from gan_anime.data.folder import ImageSet
+from gan_anime.data.pipeline import make_dataset, steps_per_epoch
+from gan_anime.losses import LOSSES, generator_loss
+from gan_anime.training.step import active_penalties
+from gan_anime.training.trainer import Trainer
+from gan_anime.variants import VARIANTS, get_variant
+
+TAGS = dict(conditional=True, num_hair=3, num_eye=2, hair_classes=("a", "b", "c"), eye_classes=("x", "y"))
+#: What each variant reports besides d_loss and g_loss, on a step without lazy R1.
+REPORTED = {"dcgan": {"d_real", "d_fake"}, "acgan": {"d_real", "d_fake", "cls_real", "cls_fake"},
+            "wgan-gp": {"w_distance", "gp"}, "hinge": {"real_score", "fake_score"}}
+
+
+def tagged_data(n=48, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return ImageSet(images=rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+                    hair=rng.integers(0, 3, n).astype(np.int32), eye=rng.integers(0, 2, n).astype(np.int32))
+
+
+def tiny(gan, run_dir, **kw):
+    fields = dict(image_size=16, g_width=4, d_width=4, noise_dim=8, batch_size=8, epochs=4, checkpoint_every=0,
+                  run_dir=str(run_dir), **TAGS)
+    fields.update(kw)
+    return Config.for_gan(gan, **fields)
+
+
+def weights(net):
+    return [w.numpy().copy() for w in net.trainable_weights]
+
+
+@pytest.mark.parametrize("gan", list(VARIANTS))
+def test_one_step_per_variant(tmp_path, gan):
+    """Losses finite, every weight of both networks changes, optimizer counters follow the update pattern."""
+    trainer = Trainer(tiny(gan, tmp_path, max_steps=2, r1_every=2))
+    g0, d0 = weights(trainer.G), weights(trainer.D)
+    result = trainer.fit(tagged_data(), progress="lines")
+    assert result.step == 2 and result.status == "max_steps"
+    assert all(np.isfinite(v) for v in result.last.values()), result.last
+    assert {"d_loss", "g_loss"} | REPORTED[gan] <= set(result.last), result.last
+    # The Wasserstein loss (fake - real) and the gradient penalty do not depend on the critic's last bias;
+    # the hinge loss's gradient for it is (#fakes above -1) - (#reals below 1) = B - B while every logit is
+    # inside the margin, as all are at initialisation.
+    constant = {"wgan-gp": {"discriminator/logit/bias"}, "hinge": {"discriminator/logit_sn/logit/bias"}}.get(gan, set())
+    for before, net in ((g0, trainer.G), (d0, trainer.D)):
+        same = [w.path for a, w in zip(before, net.trainable_weights) if np.allclose(a, w.numpy())]
+        same = [p for p in same if p not in constant]
+        assert not same, f"{gan}: {net.name} weights that did not change: {same}"
+    n_critic = trainer.cfg.n_critic
+    assert n_critic == (5 if gan == "wgan-gp" else 1)
+    assert int(trainer.g_opt.iterations) == 2 and int(trainer.d_opt.iterations) == 2 * n_critic
+
+
+def test_critic_steps_count_and_schedules_count_steps(tmp_path):
+    """n_critic = 3: three D updates per G update; an epoch is a pass over the images; both schedules count steps."""
+    data = tagged_data(n=48)
+    cfg = tiny("wgan-gp", tmp_path, n_critic=3, epochs=1,
+               g_schedule=dict(kind="exponential", initial_lr=1e-3, decay_steps=1, base=0.5),
+               d_schedule=dict(kind="exponential", initial_lr=1e-3, decay_steps=1, base=0.5))
+    trainer = Trainer(cfg)
+    assert trainer.steps_per_epoch(48) == 48 // 8 // 3 == 2
+    result = trainer.fit(data, progress="lines")
+    assert result.step == 2 and result.epoch == 1
+    assert int(trainer.g_opt.iterations) == 2 and int(trainer.d_opt.iterations) == 6
+    lr_g, lr_d = trainer.learning_rates()
+    assert lr_g == pytest.approx(1e-3 * 0.5 ** 2) and lr_d == pytest.approx(lr_g)
+
+
+def _checkpoint(run_dir):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")))
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if "OBJECT_GRAPH" not in k and not k.startswith("save_counter")}
+
+
+@pytest.mark.parametrize("gan,extra", [("wgan-gp", dict(n_critic=3)),
+                                       ("acgan", dict(diffaugment="color,translation,cutout"))])
+def test_resume_is_exact_across_a_critic_cycle(tmp_path, gan, extra):
+    """Stop after step 1 of 3 (mid-epoch, after a full critic cycle) and resume: same weights, optimizer
+    slots and counters as the uninterrupted run, bit for bit (DiffAugment draws replay too)."""
+    data = tagged_data(n=72)   # 72 // 8 // 3 = 3 steps per epoch with 3 critic updates
+    whole = Trainer(tiny(gan, tmp_path / "whole", epochs=2, **extra))
+    whole.fit(data, progress="lines")
+    first = Trainer(tiny(gan, tmp_path / "split", epochs=2, max_steps=1, **extra))
+    assert first.fit(data, progress="lines").step == 1
+    second = Trainer(tiny(gan, tmp_path / "split", epochs=2, **extra))
+    assert second.restore() is not None and int(second.counters.step) == 1
+    result = second.fit(data, progress="lines")
+    assert result.step == whole.steps_per_epoch(72) * 2 == int(whole.counters.step)
+    a, b = _checkpoint(tmp_path / "whole"), _checkpoint(tmp_path / "split")
+    assert a.keys() == b.keys() and len(a) > 20
+    diff = {k: float(np.abs(a[k].astype(np.float64) - b[k]).max()) for k in a if a[k].size}
+    assert max(diff.values()) == 0.0, {k: v for k, v in diff.items() if v}
+
+
+def test_diffaugment_changes_training_and_is_seeded(tmp_path):
+    data = tagged_data()
+    out = {}
+    for name, policy in (("off", ""), ("on", "color,translation,cutout"), ("again", "color,translation,cutout")):
+        trainer = Trainer(tiny("dcgan", tmp_path / name, max_steps=2, diffaugment=policy))
+        trainer.fit(data, progress="lines")
+        out[name] = weights(trainer.D)
+    assert all(np.array_equal(a, b) for a, b in zip(out["on"], out["again"]))
+    assert any(not np.allclose(a, b) for a, b in zip(out["off"], out["on"]))
+
+
+def test_acgan_classifier_heads_and_aux_weight(tmp_path):
+    data = tagged_data()
+    trainer = Trainer(tiny("acgan", tmp_path / "a", max_steps=1))
+    out = trainer.D(tf.zeros([5, 16, 16, 3]), None, training=False)
+    assert set(out) == {"logits", "hair", "eye"}
+    assert out["logits"].shape == (5,) and out["hair"].shape == (5, 3) and out["eye"].shape == (5, 2)
+    g_after = {}
+    for weight in (0.0, 1.0):
+        t = Trainer(tiny("acgan", tmp_path / str(weight), max_steps=1, aux_weight=weight, r1_gamma=0.0))
+        last = t.fit(data, progress="lines").last
+        assert last["cls_real"] > 0 and last["cls_fake"] > 0   # reported whatever the weight
+        g_after[weight] = weights(t.G)
+    assert any(not np.allclose(a, b) for a, b in zip(g_after[0.0], g_after[1.0])), "aux loss did not reach G"
+
+
+def test_pipeline_batches_per_step():
+    data = tagged_data(n=50)
+    assert steps_per_epoch(50, 8, 3) == 2
+    with pytest.raises(ValueError, match=r"one step needs 48 images \(batch size 8 x 6 critic updates per step\), more than the dataset's 40"):
+        steps_per_epoch(40, 8, 6)
+    ds = make_dataset(data, seed=3, start_step=0, end_step=4, global_batch=8, noise_dim=5, augment=False,
+                      batches_per_step=3)
+    elems = list(ds)
+    assert len(elems) == 4
+    e = elems[0]
+    assert e["images"].shape == (3, 8, 16, 16, 3) and e["noise"].shape == (3, 8, 5) and e["alpha"].shape == (3, 8)
+    assert e["g_noise"].shape == (8, 5) and list(e["position"].numpy()) == [0, 1, 2]
+    assert list(elems[1]["position"].numpy()) == [3, 4, 5]
+    # An epoch's two steps take 6 distinct batches: 48 distinct images of the 50.
+    seen = np.concatenate([el["images"].numpy().reshape(24, -1) for el in elems[:2]])
+    assert len({row.tobytes() for row in seen}) == 48
+    one = list(make_dataset(data, seed=3, start_step=0, end_step=1, global_batch=8, noise_dim=5, augment=False))[0]
+    assert one["images"].shape == (8, 16, 16, 3) and "g_noise" not in one and int(one["position"]) == 0
+    a = e["alpha"].numpy()
+    assert (a >= 0).all() and (a < 1).all() and len(np.unique(a)) == a.size
+
+
+def test_registry_and_checks():
+    with pytest.raises(ValueError, match="unknown gan 'sngan'; expected one of dcgan, acgan, wgan-gp, hinge"):
+        get_variant("sngan")
+    with pytest.raises(ValueError, match="no batch norm and no minibatch-stddev"):
+        validate(Config(gan="wgan-gp", loss="wasserstein", r1_gamma=0.0))
+    with pytest.raises(ValueError, match="trains with the hinge loss"):
+        validate(Config(gan="hinge"))
+    with pytest.raises(ValueError, match="acgan' is conditional: it needs hair/eye tags"):
+        validate(Config(gan="acgan", conditional=False))
+    with pytest.raises(ValueError, match="has no R1 penalty"):
+        validate(Config.for_gan("wgan-gp", r1_gamma=1.0))
+    with pytest.raises(ValueError, match="unknown DiffAugment policy 'blur'"):
+        validate(Config(diffaugment="color,blur"))
+    cfg = Config.for_gan("wgan-gp")
+    assert (cfg.n_critic, cfg.beta1, cfg.beta2, cfg.g_schedule.initial_lr, cfg.mbstd_group) == (5, 0.0, 0.9, 1e-4, 0)
+    assert Config.for_gan("wgan-gp", n_critic=2).n_critic == 2
+    assert validate(cfg) is cfg
+
+
+def test_penalty_schedule():
+    cfg = Config(r1_every=4)
+    assert [sorted(active_penalties(get_variant("dcgan"), cfg, s)) for s in range(5)] == [["r1"], [], [], [], ["r1"]]
+    assert active_penalties(get_variant("dcgan"), cfg.replace(r1_gamma=0.0), 0) == frozenset()
+    wgan = Config.for_gan("wgan-gp")
+    assert all(active_penalties(get_variant("wgan-gp"), wgan, s) == {"gp"} for s in range(3))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_generator_loss_needs_only_fake_logits(name):
+    fake = tf.constant([0.3, -1.2, 2.0])
+    for real in (tf.constant([5.0, -5.0, 0.0]), tf.constant([-2.0, 1.0, 9.0])):
+        np.testing.assert_allclose(LOSSES[name](real, fake)[1].numpy(), generator_loss(LOSSES[name], fake).numpy())
