@@ -40,3 +40,37 @@ def save_png(image, path: str) -> str:
     if not isinstance(image, Image.Image):
         image = Image.fromarray(np.asarray(image, np.uint8))
     return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def labelled_grid(images: np.ndarray, cols: int, col_labels=(), row_labels=(), title: str = "",
+                  pad: int = 2) -> Image.Image:
+    """:func:`make_grid` with a title line on top, a label over each column and left of each row.
+
+    images: uint8 [rows * cols, H, W, 3], row by row.  Labels are drawn in PIL's built-in font, so no
+    font file is needed.
+    """
+    from PIL import ImageDraw, ImageFont
+    grid = make_grid(images, cols, pad=pad)
+    font = ImageFont.load_default()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def size(text):
+        box = probe.textbbox((0, 0), text, font=font)
+        return box[2] - box[0], box[3] - box[1]
+
+    line = max([size(t)[1] for t in (title, *col_labels, *row_labels) if t] or [0]) + 4
+    left = max([size(t)[0] for t in row_labels] or [0]) + (6 if row_labels else 0)
+    top = (line if title else 0) + (line if col_labels else 0)
+    sheet = Image.new("RGB", (grid.width + left, grid.height + top), "white")
+    sheet.paste(grid, (left, top))
+    draw = ImageDraw.Draw(sheet)
+    h, w = images.shape[1], images.shape[2]
+    if title:
+        draw.text((2, 2), title, fill="black", font=font)
+    for c, text in enumerate(col_labels):
+        x = left + pad + c * (w + pad) + (w - size(text)[0]) // 2
+        draw.text((max(x, left), top - line + 2), text, fill="black", font=font)
+    for r, text in enumerate(row_labels):
+        y = top + pad + r * (h + pad) + (h - size(text)[1]) // 2
+        draw.text((2, y), text, fill="black", font=font)
+    return sheet

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan_anime.config import Config
-from gan_anime.images import make_grid, save_png, to_uint8
+from gan_anime.images import labelled_grid, make_grid, save_png, to_uint8
 from gan_anime.models import build_models
 
 LabelArg = Union[None, int, str, Sequence[Union[int, str]]]
@@ -118,6 +118,73 @@ def interpolation_inputs(cfg: Config, seeds: Sequence[int], frames: int = INTERP
     return noise, labels
 
 
+#: The sampling modes of ``--inference --mode`` (those of the peer ACGAN anime projects).
+SAMPLING_MODES = ("fix-noise", "fix-tags", "change-hair", "change-eye")
+#: Rows of the change-hair / change-eye grids and faces of the fix-tags grid when no count is given.
+MODE_ROWS, MODE_FACES = 8, 64
+
+
+def _fixed(value: LabelArg, classes: Sequence[str], rng: np.random.Generator, what: str) -> int:
+    """One class index: ``value`` (a name or index) or one drawn from ``rng``."""
+    if value is not None and not isinstance(value, (str, int, np.integer)):
+        raise ValueError(f"{what}: give one colour for a sampling mode, got {value!r}")
+    return int(_label_indices(value, classes, 1, rng, what)[0])
+
+
+def mode_inputs(cfg: Config, mode: str, seed: int = 0, count: Optional[int] = None, hair: LabelArg = None,
+                eye: LabelArg = None):
+    """Inputs of one labelled grid of a conditional run, for ``mode`` in :data:`SAMPLING_MODES`.
+
+    * ``fix-noise``: the first noise of ``seed`` for every hair colour (rows) x eye colour (columns);
+      ``hair``/``eye`` keep one row/column.
+    * ``fix-tags``: ``count`` faces (64) of ``seed`` with the same hair and eye (given, or drawn by ``seed``).
+    * ``change-hair`` / ``change-eye``: ``count`` rows (8), row i the i-th noise of ``seed``, the hair
+      (eye) colour changing across the columns, the other tag fixed (given, or drawn per row by ``seed``).
+
+    Returns (noise float32 [N, noise_dim], (hair int32 [N], eye int32 [N]), columns, column labels,
+    row labels, title).  The same arguments give the same faces.
+    """
+    if mode not in SAMPLING_MODES:
+        raise ValueError(f"unknown sampling mode {mode!r}; expected one of {', '.join(SAMPLING_MODES)}")
+    if not cfg.conditional:
+        raise ValueError(f"sampling mode {mode} needs a conditional run (trained with hair/eye tags); this run "
+                         f"has no tags")
+    if count is not None and mode == "fix-noise":
+        raise ValueError("fix-noise draws one face per hair and eye colour; a count does not apply")
+    n = count if count is not None else (MODE_FACES if mode == "fix-tags" else MODE_ROWS)
+    noise_all, (hair_drawn, eye_drawn) = generator_inputs(cfg, n, seed)
+    hairs, eyes = list(cfg.hair_classes), list(cfg.eye_classes)
+    if mode == "fix-noise":
+        rows = [hair] if hair is not None else hairs
+        cols = [eye] if eye is not None else eyes
+        h = _label_indices([r for r in rows for _ in cols], hairs, len(rows) * len(cols), None, "hair")
+        e = _label_indices([c for _ in rows for c in cols], eyes, len(rows) * len(cols), None, "eye")
+        noise = np.repeat(noise_all[:1], len(h), axis=0)
+        return (noise, (h, e), len(cols), [eyes[i] for i in e[:len(cols)]], [hairs[i] for i in h[::len(cols)]],
+                f"fix-noise: seed {seed}, hair (rows) x eye (columns)")
+    if mode == "fix-tags":
+        fh = _fixed(hair, hairs, np.random.default_rng([int(seed), 1]), "hair")
+        fe = _fixed(eye, eyes, np.random.default_rng([int(seed), 2]), "eye")
+        cols = int(np.ceil(np.sqrt(n)))
+        return (noise_all, (np.full(n, fh, np.int32), np.full(n, fe, np.int32)), cols, (), (),
+                f"fix-tags: {hairs[fh]} hair, {eyes[fe]} eyes, seed {seed}")
+    changing, fixed_what = ("hair", "eye") if mode == "change-hair" else ("eye", "hair")
+    classes = hairs if changing == "hair" else eyes
+    other_classes = eyes if changing == "hair" else hairs
+    other_arg = eye if changing == "hair" else hair
+    if other_arg is not None:
+        other = np.full(n, _fixed(other_arg, other_classes, None, fixed_what), np.int32)
+    else:
+        other = eye_drawn if changing == "hair" else hair_drawn
+    k = len(classes)
+    noise = np.repeat(noise_all, k, axis=0)
+    changing_idx = np.tile(np.arange(k, dtype=np.int32), n)
+    other_idx = np.repeat(other, k).astype(np.int32)
+    labels = (changing_idx, other_idx) if changing == "hair" else (other_idx, changing_idx)
+    row_labels = [f"{other_classes[i]} {fixed_what}" for i in other]
+    return noise, labels, k, list(classes), row_labels, f"{mode}: seed {seed}, {changing} colour by column"
+
+
 def run_generator(generator, noise: np.ndarray, labels=None, batch_size: int = 64) -> np.ndarray:
     """Generator in inference mode (batch norm uses its moving statistics, so each image is
     independent of the others in its batch) -> uint8 [n, S, S, 3].
@@ -159,6 +226,13 @@ class GanRun:
         """
         noise, labels = generator_inputs(self.config, n, seed, hair, eye)
         return run_generator(self.generator, noise, labels)
+
+    def sample_mode(self, mode: str, seed: int = 0, count: Optional[int] = None, hair: LabelArg = None,
+                    eye: LabelArg = None):
+        """One labelled grid of a sampling mode (see :func:`mode_inputs`): (faces uint8 [N, S, S, 3], PIL grid)."""
+        noise, labels, cols, col_labels, row_labels, title = mode_inputs(self.config, mode, seed, count, hair, eye)
+        images = run_generator(self.generator, noise, labels)
+        return images, labelled_grid(images, cols, col_labels, row_labels, title)
 
     def interpolate(self, seeds: Sequence[int], frames: int = INTERPOLATION_FRAMES, hair: LabelArg = None,
                     eye: LabelArg = None, loop: bool = False) -> np.ndarray:

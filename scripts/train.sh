@@ -9,12 +9,13 @@ usage: TRAIN PRESET [PART...] [--dry-run] [ENTRY flags...]
        TRAIN PART [PART...] [--dry-run] [ENTRY flags...]      (base preset S,1)
        TRAIN -h
   PRESET  S,{1..3} | M,{1..3} | L,{1..3}    S = shortest, for a 2-core CPU; M and L are for a GPU
+          AC,{1..3} | WG,{1..3} | HG,{1..3} the acgan, wgan-gp and hinge variants at S sizes (2-core CPU)
   PART    D,{E,C,P},{1..3}  exponential / piecewise-constant / polynomial decay, level 1..3
           LR,{1..3}         fixed learning rate      E,{1..3}  epochs
           N,{1..3}          noise vector size        B,{1..3}  batch size
   --dry-run      print the ENTRY command and exit
   ENTRY flags    passed on last, so they win, e.g. --data-dir ~/pics --run-dir runs/mine
-examples: TRAIN S,1     TRAIN M,2 D,E,1     TRAIN D,C,2 E,1 B,3     TRAIN S,1 --dry-run
+examples: TRAIN S,1     TRAIN M,2 D,E,1     TRAIN D,C,2 E,1 B,3     TRAIN AC,3     TRAIN S,1 --dry-run
 USAGE
 }
 

@@ -23,6 +23,8 @@ from typing import List, Optional, Sequence, Tuple
 from absl import flags
 
 from gan_anime.config import IMAGE_SIZES, STRATEGIES, Config, Schedule
+from gan_anime.data.policies import POLICY_NAMES
+from gan_anime.variants import VARIANTS
 
 FLAGS = flags.FLAGS
 PROG = "gan-anime"
@@ -51,6 +53,8 @@ flags.DEFINE_boolean("augment", True, "Random horizontal flips of the training i
                      "turns them off.")
 
 # ------------------------------------------------------------------------------------------ model
+flags.DEFINE_enum("gan", None, list(VARIANTS), "GAN variant (default dcgan; kept by --load): "
+                  + "; ".join(f"{name}: {v.summary}" for name, v in VARIANTS.items()) + ".")
 flags.DEFINE_integer("image_size", None, f"Image side in pixels: one of {', '.join(map(str, IMAGE_SIZES))} "
                      f"(default {_D.image_size}).")
 flags.DEFINE_integer("noise_vector", None, f"Size of the generator's noise vector (default {_D.noise_dim}).",
@@ -66,6 +70,16 @@ flags.DEFINE_integer("epochs", None, f"Total epochs of a new run (default {_D.ep
 flags.DEFINE_integer("batch_size", None, f"Global batch size (default {_D.batch_size}).", lower_bound=1)
 flags.DEFINE_float("r1_gamma", None, f"Weight of the R1 penalty on the discriminator's gradient at real "
                    f"images, applied every {_D.r1_every} steps (default {_D.r1_gamma:g}; 0: off).", lower_bound=0.0)
+flags.DEFINE_integer("n_critic", None, f"Discriminator (critic) updates per generator update, each on a batch "
+                     f"of its own (default {_D.n_critic}; wgan-gp: 5).  A step is one generator update; an epoch "
+                     f"is one pass over the images.", lower_bound=1)
+flags.DEFINE_float("gp_weight", None, f"Weight lambda of the WGAN-GP gradient penalty (default {_D.gp_weight:g}; "
+                   f"wgan-gp only).", lower_bound=0.0)
+flags.DEFINE_float("aux_weight", None, f"Weight of the acgan hair and eye classification losses (default "
+                   f"{_D.aux_weight:g}).", lower_bound=0.0)
+flags.DEFINE_string("diffaugment", None, f"DiffAugment policies applied to everything D sees, real and generated, "
+                    f"e.g. color,translation,cutout (any of {', '.join(POLICY_NAMES)}; default: none).  For "
+                    f"small folders of a few hundred to a few thousand images.")
 flags.DEFINE_string("learning_rate", None, "A[,B]: a fixed learning rate for both networks, or "
                     f"generator,discriminator (default {_D.g_schedule.initial_lr:g} for both).")
 flags.DEFINE_string("exponential_decay", None, "<initial_lr> <decay_steps> <base>: lr = initial_lr * "
@@ -109,6 +123,11 @@ flags.DEFINE_boolean("deterministic", False, "Deterministic TensorFlow ops (slow
 flags.DEFINE_integer("inference_count", 64, "Number of faces --inference writes.", lower_bound=1)
 flags.DEFINE_string("hair", None, "Hair colour of generated faces (name or index; conditional runs only).")
 flags.DEFINE_string("eye", None, "Eye colour of generated faces (name or index; conditional runs only).")
+flags.DEFINE_enum("mode", None, ["fix-noise", "fix-tags", "change-hair", "change-eye"], "With --inference on "
+                  "a conditional run: one labelled grid.  fix-noise: one noise, every hair colour (rows) x eye "
+                  "colour (columns); fix-tags: --inference-count faces with the same tags (--hair/--eye, else "
+                  "drawn by --seed); change-hair / change-eye: --inference-count rows (default 8), one noise "
+                  "each, the hair (eye) colour changing across the columns.")
 flags.DEFINE_integer("interpolate", None, "With --inference: instead of single faces, write an MP4 and a GIF "
                      "walking smoothly through the faces of K seeds (--seed, --seed + 1, ...; K >= 2).")
 flags.DEFINE_integer("frames", None, "With --interpolate: frames from one seed's face to the next (default 24, "
@@ -410,7 +429,7 @@ def present(name: str) -> bool:
 _METAVARS = {"int": "N", "float": "X", "string": "VALUE", "data_dir": "DIR", "tags": "FILE", "cache_dir": "DIR",
              "run_dir": "DIR", "runs_root": "DIR", "media_dir": "DIR", "name": "NAME", "hair": "COLOUR",
              "eye": "COLOUR", "learning_rate": "A[,B]", "compare": "DIR_A DIR_B",
-             "fid_weights": "FILE"}
+             "fid_weights": "FILE", "diffaugment": "POLICIES"}
 
 
 def help_text() -> str:

@@ -5,7 +5,8 @@ Routines (exactly one):
   --load        continue the latest run (or --run-dir) with its saved config;
                 --epochs N trains N MORE epochs, without it the saved total is finished
   --inference   write --inference-count faces + grid.png to <run>/generated/<NNNN>-seed<S>/
-                (--interpolate K [--frames F]: an MP4 + GIF walking through the faces of K seeds instead)
+                (--interpolate K [--frames F]: an MP4 + GIF walking through the faces of K seeds instead;
+                --mode fix-noise|fix-tags|change-hair|change-eye: one labelled grid, conditional runs)
   --media       write media/model_summary.txt and media/images.png
   --evaluate    FID/KID (+ tag accuracy) of the latest run (or --run-dir) against its training images,
                 one JSON line, appended to <run>/logs/metrics.jsonl; --compare DIR_A DIR_B: two folders
@@ -21,9 +22,12 @@ Values may also be given comma-joined: --exponential-decay=2e-4,1000,0.9.
 
 Examples:
   python -m gan_anime --train --epochs 4
+  python -m gan_anime --train --gan acgan --epochs 16        (wgan-gp, hinge: see --gan)
   python -m gan_anime --train --data-dir ~/faces --image-size 64 --exponential-decay 2e-4 1000 0.9
   python -m gan_anime --load --epochs 2
   python -m gan_anime --inference --inference-count 16 --seed 3 --hair blonde
+  python -m gan_anime --inference --inference-count 8 --hair blue --eye red
+  python -m gan_anime --inference --mode change-hair --seed 3
   python -m gan_anime --inference --interpolate 5 --frames 24 --seed 10
 
 Mistakes exit 2 with one line 'gan-anime: error: --flag: what is expected'; a stop by Ctrl-C or
@@ -45,6 +49,8 @@ from typing import List, Optional
 from gan_anime.cli import flags as cli_flags
 from gan_anime.cli.flags import FLAGS, ROUTINES, UsageError, dashed, fail, present
 from gan_anime.config import Config, validate
+from gan_anime.data.policies import parse_policy
+from gan_anime.variants import get_variant
 
 TF_MISSING = ("TensorFlow is not installed: install gan_anime[cpu] or gan_anime[gpu] "
               "(e.g. pip install -e '.[cpu]', or run scripts/init.sh)")
@@ -53,8 +59,8 @@ EXIT_NONFINITE, EXIT_INTERRUPTED, EXIT_SIGTERM = 1, 130, 143   # mistakes exit 2
 # Flags each routine accepts; anything else given is an error rather than silently ignored.
 _LOCATE = {"run_dir", "runs_root", "name"}
 _ARCHITECTURE = {"image_size", "noise_vector", "width", "d_norm"}
-_INFERENCE_ONLY = {"inference_count", "hair", "eye", "interpolate", "frames"}
-LOAD_FLAGS = _LOCATE | {"epochs", "generate_per_epoch", "augment", "max_steps", "checkpoint_every",
+_INFERENCE_ONLY = {"inference_count", "hair", "eye", "interpolate", "frames", "mode"}
+LOAD_FLAGS = _LOCATE | {"gan", "epochs", "generate_per_epoch", "augment", "max_steps", "checkpoint_every",
                         "log_every", "strategy", "xla", "deterministic", "cache_dir", "generate_after",
                         "fid_every", "fid_samples", "fid_weights"}
 INFERENCE_FLAGS = _LOCATE | _INFERENCE_ONLY | {"seed"}
@@ -62,7 +68,8 @@ MEDIA_FLAGS = {"media_dir"}
 _EVALUATE_ONLY = {"compare", "num_samples"}
 EVALUATE_FLAGS = _LOCATE | _EVALUATE_ONLY | {"batch_size", "fid_weights", "cache_dir"}
 #: Config fields named by validate() -> the flag that sets them.
-_FIELD_FLAGS = {"noise_dim": "noise_vector", "g_width": "width", "d_width": "width", "jit_compile": "xla"}
+_FIELD_FLAGS = {"noise_dim": "noise_vector", "g_width": "width", "d_width": "width", "jit_compile": "xla",
+                "gan": "gan"}
 
 
 def _allowed(routine: str) -> set:
@@ -158,6 +165,9 @@ def train_config() -> Config:
         raise UsageError("tags", "needs --data-dir (the built-in faces bring their own tags)")
     if FLAGS.tags and not os.path.isfile(FLAGS.tags):
         raise UsageError("tags", f"{FLAGS.tags} does not exist (expected a CSV/JSON of filename,hair,eye)")
+    if FLAGS.gan and FLAGS.data_dir and not FLAGS.tags and get_variant(FLAGS.gan).needs_tags:
+        raise UsageError("gan", f"{FLAGS.gan} is conditional: it needs hair/eye tags; give --tags FILE with "
+                                f"--data-dir (or train on the built-in faces)")
     schedules = cli_flags.schedules()
     width = FLAGS.width
     fields = dict(
@@ -169,9 +179,16 @@ def train_config() -> Config:
         jit_compile=FLAGS.xla, deterministic=FLAGS.deterministic, max_steps=FLAGS.max_steps,
         g_schedule=schedules and schedules[0], d_schedule=schedules and schedules[1],
         d_norm=FLAGS.d_norm, r1_gamma=FLAGS.r1_gamma, fid_every=FLAGS.fid_every, fid_samples=FLAGS.fid_samples,
-        fid_weights=absolute(FLAGS.fid_weights),
+        fid_weights=absolute(FLAGS.fid_weights), n_critic=FLAGS.n_critic, gp_weight=FLAGS.gp_weight,
+        aux_weight=FLAGS.aux_weight, diffaugment=FLAGS.diffaugment,
     )
-    cfg = Config(**{k: v for k, v in fields.items() if v is not None})
+    if FLAGS.diffaugment is not None:
+        try:
+            parse_policy(FLAGS.diffaugment)
+        except ValueError as e:
+            raise UsageError("diffaugment", str(e)) from None
+    # The variant's defaults (e.g. WGAN-GP's Adam(1e-4, 0, 0.9)), then every flag the user gave.
+    cfg = Config.for_gan(FLAGS.gan or "dcgan", **{k: v for k, v in fields.items() if v is not None})
     return _validated(cfg.replace(run_dir=_new_run_dir()))
 
 
@@ -185,6 +202,9 @@ def load_config(run_dir: str) -> Config:
     augmentation, step limit, logging, strategy."""
     import tensorflow as tf
     saved = Config.load(os.path.join(run_dir, "config.json"))
+    if FLAGS.gan is not None and FLAGS.gan != saved.gan:
+        raise UsageError("gan", f"the run in {run_dir} is a {saved.gan} run; --load cannot change it to {FLAGS.gan} "
+                                f"(start a new run with --train --gan {FLAGS.gan})")
     ckpt = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
     if ckpt is None:
         raise UsageError("load", f"no checkpoint in {os.path.join(run_dir, 'checkpoints')} to continue from "
@@ -271,10 +291,31 @@ def routine_load() -> int:
 
 
 def routine_inference() -> int:
+    if FLAGS.mode is not None:
+        return routine_mode()
     if FLAGS.interpolate is not None or present("frames"):
         return routine_interpolate()
     run_dir = _locate_run("inference")
     generate(run_dir, FLAGS.inference_count, FLAGS.seed or 0, FLAGS.hair, FLAGS.eye)
+    return 0
+
+
+def routine_mode() -> int:
+    """--inference --mode M: one labelled grid, <mode>.png, in a new generated/ folder."""
+    for flag in ("interpolate", "frames"):
+        if present(flag):
+            raise UsageError(flag, "not used with --mode (it writes one labelled grid)")
+    if FLAGS.mode == "fix-noise" and present("inference_count"):
+        raise UsageError("inference_count", "not used with --mode fix-noise (one face per hair and eye colour)")
+    run_dir = _locate_run("inference")
+    import gan_anime
+    from gan_anime.images import save_png
+    run = gan_anime.load(run_dir)
+    seed = FLAGS.seed or 0
+    count = FLAGS.inference_count if present("inference_count") else None
+    images, grid = run.sample_mode(FLAGS.mode, seed=seed, count=count, hair=_label(FLAGS.hair), eye=_label(FLAGS.eye))
+    path = save_png(grid, os.path.join(next_output_dir(run_dir, seed), f"{FLAGS.mode}.png"))
+    print(f"{FLAGS.mode}: {len(images)} faces: {path}", flush=True)
     return 0
 
 

@@ -1,6 +1,7 @@
 """TRAIN presets as data: each preset is a list of ``ENTRY`` flags (``ENTRY`` = ``python -m gan_anime``).
 
-A TRAIN command line is at most one base preset (``S,k``, ``M,k`` or ``L,k``; default ``S,1``)
+A TRAIN command line is at most one base preset (``S,k``, ``M,k``, ``L,k``, or the variants
+``AC,k`` (acgan), ``WG,k`` (wgan-gp), ``HG,k`` (hinge); default ``S,1``)
 followed by parts that replace one setting each::
 
     D,E,k | D,C,k | D,P,k   exponential / piecewise-constant / polynomial decay, strength k
@@ -9,7 +10,7 @@ followed by parts that replace one setting each::
     N,k                     noise vector size
     B,k                     batch size
 
-S presets fit a 2-core CPU on the built-in faces; M and L are meant for a GPU.
+S, AC, WG and HG presets fit a 2-core CPU on the built-in faces; M and L are meant for a GPU.
 
 This file imports nothing from ``gan_anime`` so scripts/train.sh can run it by path, fast
 (``python gan_anime/cli/presets.py args S,1 E,2``), without loading TensorFlow.
@@ -46,6 +47,10 @@ BASES: Dict[str, Tuple[str, Flags, Tuple[int, int, int]]] = {
     "S": ("small, 2-core CPU: 64 px, width 32, batch 32, 10k faces", _S, (6, 16, 32)),
     "M": ("medium, GPU: 64 px, width 64, batch 64, 30k faces", _M, (20, 40, 80)),
     "L": ("large, GPU: 128 px, width 64, batch 64, 30k faces", _L, (30, 60, 120)),
+    # Other GAN variants at the S sizes, for a 2-core CPU within S's time (see README, GAN variants).
+    "AC": ("acgan (hair/eye classifier heads), 2-core CPU: S sizes", _S + _f(("--gan", "acgan")), (6, 16, 32)),
+    "WG": ("wgan-gp (5 critic updates per step), 2-core CPU: S sizes", _S + _f(("--gan", "wgan-gp")), (6, 16, 32)),
+    "HG": ("hinge + spectral norm, 2-core CPU: S sizes", _S + _f(("--gan", "hinge")), (6, 16, 32)),
 }
 
 # Parts: name -> (description, {level: flags}).  One part per setting; D,* and LR all set the learning rate.
@@ -101,8 +106,8 @@ def _merge(flags: Flags, more: Flags) -> Flags:
 def _split(token: str) -> Tuple[str, int]:
     name, _, level = token.rpartition(",")
     if not name or (name not in BASES and name not in PARTS):
-        raise PresetError(f"unknown preset {token!r}: expected S,k  M,k  L,k  D,E,k  D,C,k  D,P,k  LR,k  E,k  "
-                          f"N,k  B,k with k in 1..3")
+        raise PresetError(f"unknown preset {token!r}: expected S,k  M,k  L,k  AC,k  WG,k  HG,k  D,E,k  D,C,k  "
+                          f"D,P,k  LR,k  E,k  N,k  B,k with k in 1..3")
     if level not in {str(k) for k in LEVELS}:
         raise PresetError(f"preset {token!r}: level must be 1, 2 or 3, got {level!r}")
     return name, int(level)
