@@ -169,6 +169,9 @@ def mode_inputs(cfg: Config, mode: str, seed: int = 0, count: Optional[int] = No
         return (noise_all, (np.full(n, fh, np.int32), np.full(n, fe, np.int32)), cols, (), (),
                 f"fix-tags: {hairs[fh]} hair, {eyes[fe]} eyes, seed {seed}")
     changing, fixed_what = ("hair", "eye") if mode == "change-hair" else ("eye", "hair")
+    if (hair if changing == "hair" else eye) is not None:
+        raise ValueError(f"{mode} shows every {changing} colour across the columns, so one {changing} colour does "
+                         f"not apply (choose the {fixed_what} colour, or use fix-tags)")
     classes = hairs if changing == "hair" else eyes
     other_classes = eyes if changing == "hair" else hairs
     other_arg = eye if changing == "hair" else hair

@@ -50,7 +50,7 @@ from gan_anime.cli import flags as cli_flags
 from gan_anime.cli.flags import FLAGS, ROUTINES, UsageError, dashed, fail, present
 from gan_anime.config import Config, validate
 from gan_anime.data.policies import parse_policy
-from gan_anime.variants import get_variant
+from gan_anime.variants import VARIANTS, get_variant
 
 TF_MISSING = ("TensorFlow is not installed: install gan_anime[cpu] or gan_anime[gpu] "
               "(e.g. pip install -e '.[cpu]', or run scripts/init.sh)")
@@ -165,7 +165,13 @@ def train_config() -> Config:
         raise UsageError("tags", "needs --data-dir (the built-in faces bring their own tags)")
     if FLAGS.tags and not os.path.isfile(FLAGS.tags):
         raise UsageError("tags", f"{FLAGS.tags} does not exist (expected a CSV/JSON of filename,hair,eye)")
-    if FLAGS.gan and FLAGS.data_dir and not FLAGS.tags and get_variant(FLAGS.gan).needs_tags:
+    variant = get_variant(FLAGS.gan or "dcgan")
+    for flag, used in (("gp_weight", "gp" in variant.penalties), ("aux_weight", variant.heads == "classifier")):
+        if present(flag) and not used:
+            users = [n for n, v in VARIANTS.items() if ("gp" in v.penalties if flag == "gp_weight"
+                                                        else v.heads == "classifier")]
+            raise UsageError(flag, f"not used by --gan {variant.name}; it applies to {', '.join(users)}")
+    if FLAGS.gan and FLAGS.data_dir and not FLAGS.tags and variant.needs_tags:
         raise UsageError("gan", f"{FLAGS.gan} is conditional: it needs hair/eye tags; give --tags FILE with "
                                 f"--data-dir (or train on the built-in faces)")
     schedules = cli_flags.schedules()
@@ -307,6 +313,10 @@ def routine_mode() -> int:
             raise UsageError(flag, "not used with --mode (it writes one labelled grid)")
     if FLAGS.mode == "fix-noise" and present("inference_count"):
         raise UsageError("inference_count", "not used with --mode fix-noise (one face per hair and eye colour)")
+    changing = {"change-hair": "hair", "change-eye": "eye"}.get(FLAGS.mode)
+    if changing and present(changing):
+        raise UsageError(changing, f"not used with --mode {FLAGS.mode}, which shows every {changing} colour "
+                                   f"across the columns (choose the other colour, or use --mode fix-tags)")
     run_dir = _locate_run("inference")
     import gan_anime
     from gan_anime.images import save_png
