@@ -180,3 +180,23 @@ def test_generator_loss_needs_only_fake_logits(name):
     fake = tf.constant([0.3, -1.2, 2.0])
     for real in (tf.constant([5.0, -5.0, 0.0]), tf.constant([-2.0, 1.0, 9.0])):
         np.testing.assert_allclose(LOSSES[name](real, fake)[1].numpy(), generator_loss(LOSSES[name], fake).numpy())
+
+
+def test_runs_from_before_the_variants_still_load(tmp_path):
+    """A config.json written before --gan existed (no gan, n_critic, gp_weight, aux_weight, diffaugment) is
+    a dcgan run: it loads for generation and resumes."""
+    import json
+
+    import gan_anime
+    cfg = tiny("dcgan", tmp_path / "old", max_steps=1)
+    Trainer(cfg).fit(tagged_data(), progress="lines")
+    path = tmp_path / "old" / "config.json"
+    old = {k: v for k, v in json.loads(path.read_text()).items()
+           if k not in ("gan", "n_critic", "gp_weight", "aux_weight", "diffaugment")}
+    path.write_text(json.dumps(old))
+    loaded = Config.load(str(path))
+    assert loaded.gan == "dcgan" and loaded.n_critic == 1
+    assert gan_anime.load(str(tmp_path / "old")).generate(2, seed=1, hair="b").shape == (2, 16, 16, 3)
+    resumed = Trainer(loaded.replace(max_steps=2))
+    assert resumed.restore() is not None
+    assert resumed.fit(tagged_data(), progress="lines").step == 2

@@ -215,7 +215,6 @@ def test_presets_table_lists_the_variant_presets(run_cmd, tmp_path):
 
 # ------------------------------------------------------------------------------ silently ignored flags
 # The CLI refuses flags a routine would ignore ("--inference-count: not used with --mode fix-noise").
-# BUG (reported, not fixed): these are accepted and have no effect.
 @pytest.mark.parametrize("mode, flag", [("change-hair", "--hair"), ("change-eye", "--eye")])
 def test_mode_refuses_a_colour_for_the_tag_it_changes(mode, flag, acgan_run, capsys):
     code, err = cli_error(["--inference", "--run-dir", acgan_run[1], "--mode", mode, flag, "blue"], capsys)
