@@ -106,6 +106,7 @@ class Config:
     jit_compile: bool = False
     deterministic: bool = False
     max_steps: int = 0                      # stop after this many steps in total (0: no limit)
+    max_minutes: float = 0.0                # stop after this many minutes of training in this call (0: no limit)
     # --- measuring during training ---
     fid_every: int = 0                      # FID of fid_samples generated faces every N steps (0: off)
     fid_samples: int = 1000
@@ -226,7 +227,7 @@ def validate(cfg: Config) -> Config:
         raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay!r}")
     if not (math.isfinite(cfg.r1_gamma) and cfg.r1_gamma >= 0.0):
         raise ValueError(f"r1_gamma must be a number >= 0, got {cfg.r1_gamma!r}")
-    for name in ("gp_weight", "aux_weight"):
+    for name in ("gp_weight", "aux_weight", "max_minutes"):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")

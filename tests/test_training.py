@@ -210,3 +210,12 @@ def test_epochs_do_not_keep_copies_of_the_images(tmp_path):
     growth = rss[10] - rss[2]                                   # epoch 1 warms up (tracing, allocator)
     # Measured: 21-46 MB with one shared copy; 281 MB when each epoch kept its own.
     assert growth < 2 * leak_per_epoch, f"memory grew {growth:.0f} MB over 8 epochs: {rss}"
+
+
+def test_max_minutes_stops_with_a_checkpoint(tmp_path, image_dir):
+    """A wall-clock budget: the run stops after the step that crosses it, saved, with its own status."""
+    result = gan_anime.train(tiny(tmp_path / "r", image_dir, epochs=500, max_minutes=0.05))   # 3 s
+    assert result.status == "max_minutes", result.status
+    assert 1 <= result.step < 500 * 5
+    assert 3.0 <= result.seconds < 60.0, result.seconds
+    assert tf.train.latest_checkpoint(str(tmp_path / "r" / "checkpoints")).endswith(f"ckpt-{result.step}")

@@ -110,6 +110,9 @@ flags.DEFINE_integer("generate_after", 0, "After training ends (finished or --ma
                      "as --inference does and print where (0: none).", lower_bound=0)
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (0: no limit).  Not kept by "
                      "--load: give it again to stop a resumed run early.", lower_bound=0)
+flags.DEFINE_float("max_minutes", None, "Stop (with a checkpoint) after this many minutes of training in this "
+                   "call, counted from the start of training (tracing included); for runs compared at the same time budget (0: no limit).  "
+                   "Not kept by --load.", lower_bound=0.0)
 flags.DEFINE_integer("checkpoint_every", None, f"Steps between checkpoints inside an epoch "
                      f"(default {_D.checkpoint_every}; 0: only at epoch ends).", lower_bound=0)
 flags.DEFINE_integer("log_every", None, f"Steps between progress lines (default {_D.log_every}).",

@@ -60,9 +60,9 @@ EXIT_NONFINITE, EXIT_INTERRUPTED, EXIT_SIGTERM = 1, 130, 143   # mistakes exit 2
 _LOCATE = {"run_dir", "runs_root", "name"}
 _ARCHITECTURE = {"image_size", "noise_vector", "width", "d_norm"}
 _INFERENCE_ONLY = {"inference_count", "hair", "eye", "interpolate", "frames", "mode"}
-LOAD_FLAGS = _LOCATE | {"gan", "epochs", "generate_per_epoch", "augment", "max_steps", "checkpoint_every",
-                        "log_every", "strategy", "xla", "deterministic", "cache_dir", "generate_after",
-                        "fid_every", "fid_samples", "fid_weights"}
+LOAD_FLAGS = _LOCATE | {"gan", "epochs", "generate_per_epoch", "augment", "max_steps", "max_minutes",
+                        "checkpoint_every", "log_every", "strategy", "xla", "deterministic", "cache_dir",
+                        "generate_after", "fid_every", "fid_samples", "fid_weights"}
 INFERENCE_FLAGS = _LOCATE | _INFERENCE_ONLY | {"seed"}
 MEDIA_FLAGS = {"media_dir"}
 _EVALUATE_ONLY = {"compare", "num_samples"}
@@ -183,6 +183,7 @@ def train_config() -> Config:
         batch_size=FLAGS.batch_size, seed=FLAGS.seed, generate_per_epoch=FLAGS.generate_per_epoch,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every, strategy=FLAGS.strategy,
         jit_compile=FLAGS.xla, deterministic=FLAGS.deterministic, max_steps=FLAGS.max_steps,
+        max_minutes=FLAGS.max_minutes,
         g_schedule=schedules and schedules[0], d_schedule=schedules and schedules[1],
         d_norm=FLAGS.d_norm, r1_gamma=FLAGS.r1_gamma, fid_every=FLAGS.fid_every, fid_samples=FLAGS.fid_samples,
         fid_weights=absolute(FLAGS.fid_weights), n_critic=FLAGS.n_critic, gp_weight=FLAGS.gp_weight,
@@ -223,7 +224,8 @@ def load_config(run_dir: str) -> Config:
                                    f"--epochs N to train N more")
     else:
         epochs = saved.epochs
-    changes = dict(run_dir=run_dir, epochs=epochs, max_steps=FLAGS.max_steps or 0)
+    changes = dict(run_dir=run_dir, epochs=epochs, max_steps=FLAGS.max_steps or 0,
+                   max_minutes=FLAGS.max_minutes or 0.0)
     for flag, field in (("generate_per_epoch", "generate_per_epoch"), ("augment", "augment"),
                         ("checkpoint_every", "checkpoint_every"), ("log_every", "log_every"),
                         ("strategy", "strategy"), ("xla", "jit_compile"), ("deterministic", "deterministic"),

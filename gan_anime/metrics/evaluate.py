@@ -57,16 +57,17 @@ def generate_for_eval(generator, cfg, n: int, seed: int, labels=None, batch_size
 def evaluate(run_dir: str, num_samples: int = DEFAULT_SAMPLES, batch_size: int = DEFAULT_BATCH, *,
              weights: Optional[str] = None, cache_dir: Optional[str] = None, tags: bool = True,
              extractor: Optional[FeatureExtractor] = None, data=None, log: bool = True,
-             seed: int = EVAL_SEED) -> dict:
-    """FID and KID of ``num_samples`` generated images against the run's training images, plus
-    per-tag accuracy for conditional runs; appended as one JSON line to ``<run>/logs/metrics.jsonl``
-    when ``log``.  Real-image features are cached per dataset (pixels, resolution and weights)."""
+             seed: int = EVAL_SEED, checkpoint: Optional[str] = None) -> dict:
+    """FID and KID of ``num_samples`` generated images against the run's training images (or ``data``,
+    e.g. held-out images), plus per-tag accuracy for conditional runs; appended as one JSON line to
+    ``<run>/logs/metrics.jsonl`` when ``log``.  Real-image features are cached per dataset (pixels,
+    resolution and weights).  ``checkpoint``: a checkpoint path of the run (default: its latest)."""
     import gan_anime
     from gan_anime.data import cache_dir_for, load_data
     num_samples = _positive("num_samples", num_samples, 2)
     batch_size = _positive("batch_size", batch_size)
     start = time.time()
-    run = gan_anime.load(run_dir)
+    run = gan_anime.load(run_dir, checkpoint)
     cfg = run.config
     cache = cache_dir or cache_dir_for(cfg)
     if data is None:

@@ -44,7 +44,7 @@ class TrainResult:
     run_dir: str
     step: int
     epoch: int
-    status: str                     # "finished" | "interrupted" | "max_steps"
+    status: str                     # "finished" | "interrupted" | "max_steps" | "max_minutes"
     checkpoint: Optional[str]
     last: Dict[str, float]
     seconds: float
@@ -185,7 +185,8 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self, data: ImageSet, stop: Optional[StopSignal] = None, hooks: Sequence[Hook] = (),
             progress: str = "auto") -> TrainResult:
-        """Train until ``cfg.epochs`` (or ``cfg.max_steps``, or a stop signal), checkpointing as configured.
+        """Train until ``cfg.epochs`` (or ``cfg.max_steps``, ``cfg.max_minutes`` of this call, or a stop
+        signal), checkpointing as configured.
 
         Everything reported besides checkpoints (the per-step log, TensorBoard, progress, sample
         grids, loss.png, progress.gif) is done by hooks on the chief (:mod:`gan_anime.training.hooks`);
@@ -227,6 +228,8 @@ class Trainer:
                                           log_step=step % cfg.log_every == 0 or in_epoch == spe))
                     if cfg.max_steps and step >= cfg.max_steps:
                         status = "max_steps"
+                    elif cfg.max_minutes and time.time() - start_time >= 60.0 * cfg.max_minutes:
+                        status = "max_minutes"
                     elif stop is not None and stop.requested:
                         status = "interrupted"
                     if status != "finished":

@@ -1,0 +1,225 @@
+"""Ablation at a fixed wall-clock budget: train several configurations for the same minutes, then
+measure FID and KID at evenly spaced moments of each run, and write one table and one plot.
+
+    python benchmarks/sweep.py --minutes 20 --points 4 --samples 2000 --heldout 2000 --out runs/sweep
+    python benchmarks/sweep.py --list                      # the configurations it knows
+    python benchmarks/sweep.py --only baseline,hinge --minutes 10
+
+Each configuration trains in a process of its own (one after another, so each has the machine to
+itself) on the built-in faces at the ``S`` sizes, plus its own changes to the :class:`~gan_anime.Config`.
+A hook keeps a checkpoint (copied to ``<run>/sweep_points/``) each time another ``minutes / points`` of
+training have passed; after
+training, each kept checkpoint's EMA generator draws ``--samples`` faces, measured against
+``--heldout`` built-in faces rendered with another seed (never trained on; 0: the training images).
+Evaluation time is not part of the budget.
+
+Writes into ``--out``: ``results.jsonl`` (one line per configuration, appended as each finishes, so a
+stopped sweep keeps what it measured; a configuration already there is not run again), ``table.md``
+and ``table.csv`` (config, steps, minutes, FID, KID, tag accuracy at the end of the budget) and
+``fid_vs_minutes.png`` (FID at each point of each configuration).  Not a test: the numbers depend on
+the machine (name it when you quote them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+#: The S sizes every configuration starts from (TRAIN S,k: 64 px, width 32, batch 32, 10k faces).
+BASE = dict(image_size=64, g_width=32, d_width=32, batch_size=32, noise_dim=100, faces_count=10000)
+#: name -> (what it tests, gan variant, Config fields changed from the variant's defaults at BASE).
+CONFIGS = {
+    "baseline": ("the default: dcgan, lazy R1 (gamma 1, every 4), EMA 0.999", "dcgan", {}),
+    "nearest": ("resize-then-convolve upsampling (Odena et al. 2016, checkerboard artifacts)", "dcgan",
+                {"upsample": "nearest"}),
+    "r1-0.1": ("R1 gamma 0.1", "dcgan", {"r1_gamma": 0.1}),
+    "r1-10": ("R1 gamma 10", "dcgan", {"r1_gamma": 10.0}),
+    "r1-every-16": ("lazy R1 every 16 steps", "dcgan", {"r1_every": 16}),
+    "ttur": ("two time-scale rates G 1e-4, D 4e-4 (Heusel et al. 2017)", "dcgan",
+             {"g_schedule": {"initial_lr": 1e-4}, "d_schedule": {"initial_lr": 4e-4}}),
+    "beta-0-0.99": ("Adam betas 0, 0.99 (StyleGAN2)", "dcgan", {"beta1": 0.0, "beta2": 0.99}),
+    "ema-0.99": ("EMA decay 0.99", "dcgan", {"ema_decay": 0.99}),
+    "ema-0.9999": ("EMA decay 0.9999", "dcgan", {"ema_decay": 0.9999}),
+    "batch-16": ("batch 16 (twice the steps)", "dcgan", {"batch_size": 16}),
+    "batch-64": ("batch 64 (half the steps)", "dcgan", {"batch_size": 64}),
+    "width-24": ("width 24", "dcgan", {"g_width": 24, "d_width": 24}),
+    "width-48": ("width 48", "dcgan", {"g_width": 48, "d_width": 48}),
+    "diffaugment": ("DiffAugment color,translation,cutout (Zhao et al. 2020)", "dcgan",
+                    {"diffaugment": "color,translation,cutout"}),
+    "acgan": ("ACGAN classifier heads", "acgan", {}),
+    "hinge": ("hinge loss, spectrally normalised D (SNGAN)", "hinge", {}),
+    "wgan-gp": ("WGAN-GP, 5 critic steps, Adam(1e-4, 0, 0.9)", "wgan-gp", {}),
+}
+HELDOUT_SEED = 1   # the training faces are rendered with seed 0 (gan_anime.data.FACES_SEED)
+
+
+def run_one(spec: dict) -> dict:
+    """Train one configuration for its budget in this process, then evaluate its kept checkpoints."""
+    import gan_anime
+    from gan_anime.config import Config
+    from gan_anime.data import faces
+    from gan_anime.data.folder import load_folder
+    from gan_anime.metrics.evaluate import evaluate
+    from gan_anime.training.hooks import Hook
+
+    minutes, points = spec["minutes"], spec["points"]
+
+    class EveryFraction(Hook):
+        """A checkpoint each time another minutes/points of training have passed (the loop's clock)."""
+
+        def begin(self, run):
+            self.trainer, self.start, self.kept = run.trainer, time.time(), []
+
+        def step_end(self, event):
+            elapsed = (time.time() - self.start) / 60.0
+            if len(self.kept) < points - 1 and elapsed >= minutes * (len(self.kept) + 1) / points:
+                self.kept.append({"minutes": elapsed, "step": event.step, "checkpoint": keep(self.trainer.save())})
+
+    def keep(path: str) -> str:
+        """A copy of checkpoint ``path`` outside checkpoints/, where the run's own rotation cannot delete it."""
+        folder = os.path.join(spec["out"], spec["name"], "sweep_points")
+        os.makedirs(folder, exist_ok=True)
+        for f in glob.glob(glob.escape(path) + ".*"):
+            shutil.copy2(f, folder)
+        return os.path.join(folder, os.path.basename(path))
+
+    _, gan, fields = CONFIGS[spec["name"]]
+    cfg = Config.for_gan(gan, **{**BASE, **spec["base"], **fields}, epochs=100000, max_minutes=minutes, checkpoint_every=0,
+                         run_dir=os.path.join(spec["out"], spec["name"]),
+                         seed=spec["seed"], cache_dir=spec["cache_dir"])
+    hook = EveryFraction()
+    result = gan_anime.train(cfg, hooks=[hook], progress="lines")
+    kept = hook.kept + [{"minutes": result.seconds / 60.0, "step": result.step, "checkpoint": result.checkpoint}]
+    data = None
+    if spec["heldout"]:
+        root = faces.ensure_faces(spec["heldout"], seed=HELDOUT_SEED, size=cfg.image_size, cache_dir=spec["cache_dir"])
+        data = load_folder(root, cfg.image_size, os.path.join(root, "tags.csv"), hair_classes=tuple(faces.HAIR_COLORS),
+                           eye_classes=tuple(faces.EYE_COLORS), cache_dir=spec["cache_dir"])
+    curve = []
+    for point in kept:
+        m = evaluate(cfg.run_dir, num_samples=spec["samples"], data=data, checkpoint=point["checkpoint"],
+                     cache_dir=spec["cache_dir"], log=False)
+        tags = m.get("tags") or {}
+        curve.append({"minutes": round(point["minutes"], 2), "step": point["step"], "fid": m["fid"], "kid": m["kid"],
+                      "hair": (tags.get("hair") or {}).get("accuracy"), "eye": (tags.get("eye") or {}).get("accuracy")})
+    return {"name": spec["name"], "what": CONFIGS[spec["name"]][0], "gan": gan, "fields": fields,
+            "images_per_s": round(result.images_per_s, 1), "curve": curve, **curve[-1]}
+
+
+def _fmt(value, digits=1):
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def write_reports(out: str, results: list) -> list:
+    """table.md, table.csv and fid_vs_minutes.png from the results; returns their paths."""
+    from gan_anime.files import write_text
+    rows = sorted(results, key=lambda r: r["fid"])
+    lines = ["| config | what | steps | minutes | FID | KID | hair | eye |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        pct = lambda v: "" if v is None else f"{100 * v:.1f}%"   # noqa: E731
+        lines.append(f"| `{r['name']}` | {r['what']} | {r['step']:,} | {_fmt(r['minutes'])} | {_fmt(r['fid'])} | "
+                     f"{_fmt(r['kid'], 4)} | {pct(r['hair'])} | {pct(r['eye'])} |")
+    paths = [write_text(os.path.join(out, "table.md"), "\n".join(lines) + "\n")]
+    csv_path = os.path.join(out, "table.csv")
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["config", "gan", "steps", "minutes", "fid", "kid", "hair", "eye", "images_per_s"])
+        for r in rows:
+            writer.writerow([r["name"], r["gan"], r["step"], r["minutes"], r["fid"], r["kid"], r["hair"], r["eye"],
+                             r["images_per_s"]])
+    paths.append(csv_path)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(8, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for r in rows:
+        ax.plot([p["minutes"] for p in r["curve"]], [p["fid"] for p in r["curve"]], marker="o", label=r["name"])
+    ax.set_xlabel("minutes of training")
+    ax.set_ylabel("FID (lower is better)")
+    ax.set_title("FID against training time")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    png = os.path.join(out, "fid_vs_minutes.png")
+    fig.savefig(png)
+    return paths + [png]
+
+
+def read_results(path: str) -> list:
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget per configuration (10)")
+    p.add_argument("--points", type=int, default=4, help="FID measurements per configuration, evenly in time (4)")
+    p.add_argument("--samples", type=int, default=2000, help="generated faces per FID (2000)")
+    p.add_argument("--heldout", type=int, default=2000, help="held-out real faces to measure against (2000; "
+                   "0: the training images)")
+    p.add_argument("--only", default="", help="comma-separated configuration names (default: all)")
+    p.add_argument("--out", default="runs/sweep", help="output folder (runs/sweep)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", default=None, help="faces and features cache (default: gan_anime's)")
+    p.add_argument("--base", default="{}", help="JSON of Config fields that replace the S sizes for every "
+                   "configuration, e.g. '{\"image_size\": 32, \"faces_count\": 2000}'")
+    p.add_argument("--list", action="store_true", help="list the configurations and exit")
+    p.add_argument("--run-one", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.run_one:
+        print(json.dumps(run_one(json.loads(args.run_one))), flush=True)
+        return 0
+    if args.list:
+        for name, (what, gan, fields) in CONFIGS.items():
+            print(f"{name:<14} {gan:<8} {what}  {json.dumps(fields) if fields else ''}")
+        return 0
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(CONFIGS)
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        p.error(f"unknown configuration(s) {', '.join(unknown)}; expected some of {', '.join(CONFIGS)}")
+    if args.minutes <= 0 or args.points < 1 or args.samples < 2 or args.heldout < 0:
+        p.error("--minutes must be > 0, --points >= 1, --samples >= 2 and --heldout >= 0")
+    try:
+        base = json.loads(args.base)
+    except json.JSONDecodeError as e:
+        p.error(f"--base: expected a JSON object of Config fields ({e})")
+    if not isinstance(base, dict):
+        p.error("--base: expected a JSON object of Config fields")
+    os.makedirs(args.out, exist_ok=True)
+    results_path = os.path.join(args.out, "results.jsonl")
+    done = {r["name"] for r in read_results(results_path)}
+    for name in names:
+        if name in done:
+            print(f"{name}: already in {results_path}, skipped", flush=True)
+            continue
+        spec = dict(name=name, base=base, minutes=args.minutes, points=args.points, samples=args.samples,
+                    heldout=args.heldout, out=os.path.abspath(args.out), seed=args.seed, cache_dir=args.cache_dir)
+        start = time.time()
+        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--run-one", json.dumps(spec)],
+                              stdout=subprocess.PIPE, text=True)
+        if proc.returncode != 0:
+            print(f"{name}: failed (exit {proc.returncode}); see its output above", file=sys.stderr, flush=True)
+            continue
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        with open(results_path, "a") as f:
+            f.write(json.dumps(result) + "\n")
+        print(f"{name}: FID {result['fid']:.1f} KID {result['kid']:.4f} after {result['step']} steps "
+              f"({time.time() - start:.0f} s with evaluation)", flush=True)
+    results = read_results(results_path)
+    if results:
+        for path in write_reports(args.out, results):
+            print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

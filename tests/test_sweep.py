@@ -1,0 +1,32 @@
+"""benchmarks/sweep.py: same-budget ablation runs, measured at evenly spaced moments, reported as a table."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+TINY_BASE = {"image_size": 16, "g_width": 4, "d_width": 4, "noise_dim": 8, "batch_size": 8, "faces_count": 64}
+
+
+def test_sweep_trains_measures_and_reports(tmp_path, cli_env):
+    out = tmp_path / "sweep"
+    argv = [sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), "--only", "baseline", "--minutes", "0.2",
+            "--points", "2", "--samples", "16", "--heldout", "24", "--out", str(out), "--base", json.dumps(TINY_BASE)]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=cli_env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (result,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert result["name"] == "baseline" and len(result["curve"]) == 2
+    first, last = result["curve"]
+    assert 0.1 - 0.02 <= first["minutes"] < last["minutes"] and first["step"] < last["step"] == result["step"]
+    assert last["minutes"] >= 0.2 and 0 < result["fid"] and result["hair"] is not None
+    assert os.path.isdir(out / "baseline" / "sweep_points")
+    table = (out / "table.md").read_text()
+    assert "| `baseline` |" in table and f"| {result['fid']:.1f} |" in table
+    assert (out / "table.csv").read_text().splitlines()[1].startswith("baseline,dcgan,")
+    assert (out / "fid_vs_minutes.png").stat().st_size > 1000
+    again = subprocess.run(argv, capture_output=True, text=True, env=cli_env, timeout=300)
+    assert again.returncode == 0 and "baseline: already in" in again.stdout, again.stdout + again.stderr[-2000:]
+    bad = subprocess.run(argv[:2] + ["--only", "nosuch"], capture_output=True, text=True, env=cli_env, timeout=60)
+    assert bad.returncode == 2 and "unknown configuration(s) nosuch" in bad.stderr
