@@ -250,7 +250,7 @@ class ProgressLinesHook(Hook):
 
     def _rate_and_eta(self, step: int):
         """Images/s since the last log step, and the seconds the run has left at that rate."""
-        batch, now = self.run.cfg.batch_size, time.time()
+        batch, now = self.run.cfg.batch_size * self.run.cfg.n_critic, time.time()   # images per step
         rate = (step - self.window_step) * batch / max(now - self.window_t, 1e-9)
         self.window_t, self.window_step = now, step
         return rate, (self.run.total_steps - step) * batch / max(rate, 1e-9)
@@ -280,7 +280,7 @@ class ProgressBarHook(ProgressLinesHook):
         if self.bar is None:
             # Counted in images (unit_scale), so tqdm's own rate is images/s.
             self.bar = tqdm(total=self.run.steps_per_epoch, initial=event.step_in_epoch - 1, unit="img",
-                            unit_scale=cfg.batch_size, desc=f"epoch {event.epoch + 1}/{cfg.epochs}",
+                            unit_scale=cfg.batch_size * cfg.n_critic, desc=f"epoch {event.epoch + 1}/{cfg.epochs}",
                             file=sys.stderr, dynamic_ncols=True, leave=True)
         if event.log_step:
             _, eta = self._rate_and_eta(event.step)

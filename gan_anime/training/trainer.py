@@ -197,6 +197,7 @@ class Trainer:
         if progress not in PROGRESS_MODES:
             raise ValueError(f"progress must be one of {', '.join(PROGRESS_MODES)}, got {progress!r}")
         spe = self.steps_per_epoch(len(data))
+        images_per_step = cfg.batch_size * cfg.n_critic   # each critic update takes a batch of its own
         # Other workers train and checkpoint in lockstep with the chief but report nothing.
         hook = HookList(default_hooks(hooks, progress) if self.chief else [])
         start_time, start_step = time.time(), int(c.step)
@@ -222,7 +223,7 @@ class Trainer:
                             f"losses became non-finite at step {step} ({stats}); rolled back to {restored}. "
                             f"Try a lower learning rate.")
                     lr_g, lr_d = self.learning_rates()
-                    rate = (step - start_step) * cfg.batch_size / max(time.time() - start_time, 1e-9)
+                    rate = (step - start_step) * images_per_step / max(time.time() - start_time, 1e-9)
                     last = {**stats, "lr_g": lr_g, "lr_d": lr_d, "images_per_s": rate}
                     hook.step_end(StepEnd(step, epoch, in_epoch, last, step_keys=frozenset(last),
                                           log_step=step % cfg.log_every == 0 or in_epoch == spe))
