@@ -48,17 +48,14 @@ def _no_head_loss(out: Outputs, labels):
     return None
 
 
-#: Auxiliary losses of the discriminator heads: (D's loss on real outputs, G's loss on fake outputs), each
-#: per example [B] or None.  ACGAN's classifier is trained on *real* images only and G is trained to
+#: Auxiliary loss of the discriminator heads, per example [B] or None: D's loss on its outputs for the real
+#: images and G's loss on its outputs for the fakes.  ACGAN's classifier is trained on *real* images only and G is trained to
 #: make its fakes classified as their labels.  Odena et al. also train D to classify fakes; that
 #: rewards D for recognising G's class-specific artefacts and lets G satisfy the classifier with
 #: easy-to-classify but unrealistic images, a known ACGAN weakness (Shu 2017, Gong et al. 2019 "Twin
 #: Auxiliary Classifiers GAN").  Trained on real faces only, the head is a tag classifier of real
 #: images, which is also what gan_anime's tag accuracy measures.
-HEAD_LOSSES: Dict[str, tuple] = {
-    "projection": (_no_head_loss, _no_head_loss),
-    "classifier": (_class_loss, _class_loss),
-}
+HEAD_LOSSES: Dict[str, Callable] = {"projection": _no_head_loss, "classifier": _class_loss}
 
 
 def _probability(real: Outputs, fake: Outputs):
@@ -111,7 +108,7 @@ class TrainStep:
         self.cfg, self.variant, self.G, self.D = cfg, variant, G, D
         self.g_opt, self.d_opt, self.strategy, self.after_step = g_opt, d_opt, strategy, after_step
         self.loss_fn = get_loss(cfg.loss)
-        self.d_head_loss, self.g_head_loss = HEAD_LOSSES[variant.heads]
+        self.head_loss = HEAD_LOSSES[variant.heads]
         self.stats_fn = STATS[variant.stats]
         self._compiled: Dict[FrozenSet[str], Callable] = {}
 
@@ -165,14 +162,14 @@ class TrainStep:
             gp = gradient_penalty(lambda x: outputs(D(x, labels, training=True))["logits"], real, fake_in,
                                   batch["alpha"], cfg.gp_weight)
             d_each, logs["gp"] = d_each + gp, gp
-        head = self.d_head_loss(real_out, labels)
+        head = self.head_loss(real_out, labels)
         if head is not None:
             d_each, logs["cls_real"] = d_each + cfg.aux_weight * head, head
         logs.update(self.stats_fn(real_out, fake_out))
         return d_each, g_adv, fake_out, logs
 
     def _g_each(self, g_each, fake_out, labels, logs):
-        head = self.g_head_loss(fake_out, labels)
+        head = self.head_loss(fake_out, labels)
         if head is not None:
             g_each, logs["cls_fake"] = g_each + self.cfg.aux_weight * head, head
         return g_each
@@ -206,8 +203,8 @@ class TrainStep:
             self.d_opt.apply_gradients(zip(tape.gradient(d_loss, D.trainable_variables), D.trainable_variables))
             for key, v in {"d_loss": d_loss, **{n: self._avg(x) for n, x in logs.items()}}.items():
                 sums[key] = sums[key] + v if key in sums else v
-        # The generator update: labels of the step's last batch, noise of its own, through the updated D.
-        last = {key: v[k - 1] for key, v in batch.items() if key != "g_noise"}
+        # The generator update: labels of the step's last batch (``part``), noise of its own, through the updated D.
+        last = part
         labels = self._labels(last)
         logs = {}
         with tf.GradientTape() as tape:
