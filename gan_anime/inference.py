@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -201,11 +202,26 @@ def run_generator(generator, noise: np.ndarray, labels=None, batch_size: int = 6
     return np.concatenate(out, axis=0)
 
 
-def find_checkpoint(run_dir: str) -> str:
-    ckpt = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints"))
-    if ckpt is None:
-        raise FileNotFoundError(f"no checkpoint in {os.path.join(run_dir, 'checkpoints')}: train the run first")
-    return ckpt
+def find_checkpoint(run_dir: str, checkpoint=None) -> str:
+    """The checkpoint path (prefix) of a run: its latest (``checkpoint`` None), the one written at step
+    ``checkpoint`` (an int or a string of digits: ``<run>/checkpoints/ckpt-<step>``), or the given path
+    (a prefix like ``.../ckpt-312``, with its ``.index`` beside it).  FileNotFoundError names the ones kept."""
+    folder = os.path.join(run_dir, "checkpoints")
+    if checkpoint is None:
+        ckpt = tf.train.latest_checkpoint(folder)
+        if ckpt is None:
+            raise FileNotFoundError(f"no checkpoint in {folder}: train the run first")
+        return ckpt
+    text = str(checkpoint)
+    path = os.path.join(folder, f"ckpt-{int(text)}") if text.isdigit() else text
+    if path.endswith(".index"):
+        path = path[:-len(".index")]
+    if not os.path.isfile(path + ".index"):
+        kept = sorted(int(f[len("ckpt-"):-len(".index")]) for f in os.listdir(folder)
+                      if re.fullmatch(r"ckpt-\d+\.index", f)) if os.path.isdir(folder) else []
+        raise FileNotFoundError(f"checkpoint {text} not found (expected a step number or a checkpoint path; "
+                                f"{folder} keeps steps {', '.join(map(str, kept)) or 'none'})")
+    return path
 
 
 class GanRun:
@@ -268,12 +284,13 @@ def build_generator(cfg: Config):
     return generator
 
 
-def load(run_dir: str, checkpoint: Optional[str] = None) -> GanRun:
-    """Load the generator of a run (the EMA weights when the run keeps them) from its latest checkpoint."""
+def load(run_dir: str, checkpoint=None) -> GanRun:
+    """Load the generator of a run (the EMA weights when the run keeps them) from its latest checkpoint,
+    or from ``checkpoint``: a step number of one the run kept, or a checkpoint path."""
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
     cfg = Config.load(os.path.join(run_dir, "config.json"))
-    ckpt_path = checkpoint or find_checkpoint(run_dir)
+    ckpt_path = find_checkpoint(run_dir, checkpoint)
     generator = build_generator(cfg)
     key = "generator_ema" if cfg.ema_decay > 0 else "generator"
     tf.train.Checkpoint(**{key: generator}).restore(ckpt_path).expect_partial().assert_existing_objects_matched()

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -90,6 +91,28 @@ def test_inference_makes_a_new_folder_per_call(trained, run_cmd):
     assert (os.path.basename(a), os.path.basename(b)) == ("0002-seed5", "0003-seed5")
     assert len(os.listdir(a)) == len(os.listdir(b)) == 4
     assert Image.open(os.path.join(a, "grid.png")).size[0] > 16
+
+
+def test_checkpoint_flag_picks_a_kept_checkpoint(trained, run_cmd):
+    cwd, run_dir, _ = trained
+    by_step = run_cmd(["ENTRY", "--inference", "--inference-count", "2", "--seed", "9", "--checkpoint", "8",
+                       "--run-dir", run_dir], cwd)
+    by_path = run_cmd(["ENTRY", "--inference", "--inference-count", "2", "--seed", "9", "--checkpoint",
+                       os.path.join(run_dir, "checkpoints", "ckpt-8.index"), "--run-dir", run_dir], cwd)
+    assert by_step.returncode == 0 and by_path.returncode == 0, by_step.stderr + by_path.stderr
+    a, b = (_printed(r.stdout, "generated 2 faces:") for r in (by_step, by_path))
+    for name in ("0000.png", "0001.png"):
+        assert np.array_equal(np.asarray(Image.open(os.path.join(cwd, a, name))),
+                              np.asarray(Image.open(os.path.join(cwd, b, name))))
+    missing = run_cmd(["ENTRY", "--inference", "--checkpoint", "999", "--run-dir", run_dir], cwd)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert missing.stderr.startswith("gan-anime: error: --checkpoint: checkpoint 999 not found (expected a step "
+                                     "number or a checkpoint path; "), missing.stderr
+    assert "keeps steps 8" in missing.stderr
+    from gan_anime.inference import find_checkpoint
+    assert find_checkpoint(run_dir, 8) == os.path.join(run_dir, "checkpoints", "ckpt-8")
+    with pytest.raises(FileNotFoundError, match="checkpoint nowhere/ckpt-1 not found"):
+        find_checkpoint(run_dir, "nowhere/ckpt-1")
 
 
 def test_load_trains_more_epochs_with_new_settings(trained, run_cmd):
@@ -207,6 +230,9 @@ def test_wrong_invocations_exit_2_with_one_line(cli_env, tmp_path):
     (["--load", "--image-size", "32"], "--image-size: cannot change the architecture of a saved run"),
     (["--load", "--batch-size", "4"], "--batch-size: cannot be changed by --load"),
     (["--inference", "--epochs", "3"], "--epochs: not used by --inference"),
+    (["--train", "--checkpoint", "3"], "--checkpoint: not used by --train"),
+    (["--evaluate", "--compare", "a", "b", "--checkpoint", "3"],
+     "--compare: compares two folders; --run-dir, --name, --num-samples and --checkpoint are for a run"),
     (["--inference", "--run-dir", "no/such/run"], "--run-dir: run directory no/such/run does not exist"),
     (["--inference", "--train", "--load"], "--load: give exactly one routine of --train, --load, --inference, "
                                          "--media, --evaluate; got --train and --load and --inference"),

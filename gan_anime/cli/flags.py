@@ -123,6 +123,8 @@ flags.DEFINE_boolean("xla", False, "Compile the train step with XLA (jit_compile
 flags.DEFINE_boolean("deterministic", False, "Deterministic TensorFlow ops (slower; bit-exact reruns).")
 
 # -------------------------------------------------------------------------------------- inference
+flags.DEFINE_string("checkpoint", None, "With --inference or --evaluate: the checkpoint to use, a step number the "
+                    "run kept (see <run>/checkpoints/ckpt-<step>) or a checkpoint path (default: the latest).")
 flags.DEFINE_integer("inference_count", 64, "Number of faces --inference writes.", lower_bound=1)
 flags.DEFINE_string("hair", None, "Hair colour of generated faces (name or index; conditional runs only).")
 flags.DEFINE_string("eye", None, "Eye colour of generated faces (name or index; conditional runs only).")

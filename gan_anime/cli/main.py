@@ -63,10 +63,10 @@ _INFERENCE_ONLY = {"inference_count", "hair", "eye", "interpolate", "frames", "m
 LOAD_FLAGS = _LOCATE | {"gan", "epochs", "generate_per_epoch", "augment", "max_steps", "max_minutes",
                         "checkpoint_every", "log_every", "strategy", "xla", "deterministic", "cache_dir",
                         "generate_after", "fid_every", "fid_samples", "fid_weights"}
-INFERENCE_FLAGS = _LOCATE | _INFERENCE_ONLY | {"seed"}
+INFERENCE_FLAGS = _LOCATE | _INFERENCE_ONLY | {"seed", "checkpoint"}
 MEDIA_FLAGS = {"media_dir"}
 _EVALUATE_ONLY = {"compare", "num_samples"}
-EVALUATE_FLAGS = _LOCATE | _EVALUATE_ONLY | {"batch_size", "fid_weights", "cache_dir"}
+EVALUATE_FLAGS = _LOCATE | _EVALUATE_ONLY | {"batch_size", "fid_weights", "cache_dir", "checkpoint"}
 #: Config fields named by validate() -> the flag that sets them.
 _FIELD_FLAGS = {"noise_dim": "noise_vector", "g_width": "width", "d_width": "width", "jit_compile": "xla",
                 "gan": "gan"}
@@ -74,7 +74,7 @@ _FIELD_FLAGS = {"noise_dim": "noise_vector", "g_width": "width", "d_width": "wid
 
 def _allowed(routine: str) -> set:
     ours = set(cli_flags.our_flag_names()) - set(ROUTINES)
-    return {"train": ours - _INFERENCE_ONLY - _EVALUATE_ONLY - {"media_dir"}, "load": LOAD_FLAGS,
+    return {"train": ours - _INFERENCE_ONLY - _EVALUATE_ONLY - {"media_dir", "checkpoint"}, "load": LOAD_FLAGS,
             "inference": INFERENCE_FLAGS, "media": MEDIA_FLAGS, "evaluate": EVALUATE_FLAGS}[routine]
 
 
@@ -259,9 +259,24 @@ def _label(value: Optional[str]):
     return int(value) if value is not None and value.isdigit() else value
 
 
-def generate(run_dir: str, count: int, seed: int, hair=None, eye=None) -> str:
+def checkpoint_path(run_dir: str, checkpoint=None) -> Optional[str]:
+    """--checkpoint (a step or a path) as a checkpoint path of the run; None: the latest."""
+    if checkpoint is None:
+        return None
+    from gan_anime.inference import find_checkpoint
+    try:
+        return find_checkpoint(run_dir, checkpoint)
+    except FileNotFoundError as e:
+        raise UsageError("checkpoint", str(e)) from None
+
+
+def load_run(run_dir: str, checkpoint=None):
     import gan_anime
-    run = gan_anime.load(run_dir)
+    return gan_anime.load(run_dir, checkpoint_path(run_dir, checkpoint))
+
+
+def generate(run_dir: str, count: int, seed: int, hair=None, eye=None, checkpoint=None) -> str:
+    run = load_run(run_dir, checkpoint)
     images = run.generate(count, seed=seed, hair=_label(hair), eye=_label(eye))
     out = run.save(images, next_output_dir(run_dir, seed))
     print(f"generated {count} faces: {out}/ (grid: {os.path.join(out, 'grid.png')})", flush=True)
@@ -304,7 +319,7 @@ def routine_inference() -> int:
     if FLAGS.interpolate is not None or present("frames"):
         return routine_interpolate()
     run_dir = _locate_run("inference")
-    generate(run_dir, FLAGS.inference_count, FLAGS.seed or 0, FLAGS.hair, FLAGS.eye)
+    generate(run_dir, FLAGS.inference_count, FLAGS.seed or 0, FLAGS.hair, FLAGS.eye, FLAGS.checkpoint)
     return 0
 
 
@@ -320,9 +335,8 @@ def routine_mode() -> int:
         raise UsageError(changing, f"not used with --mode {FLAGS.mode}, which shows every {changing} colour "
                                    f"across the columns (choose the other colour, or use --mode fix-tags)")
     run_dir = _locate_run("inference")
-    import gan_anime
     from gan_anime.images import save_png
-    run = gan_anime.load(run_dir)
+    run = load_run(run_dir, FLAGS.checkpoint)
     seed = FLAGS.seed or 0
     count = FLAGS.inference_count if present("inference_count") else None
     images, grid = run.sample_mode(FLAGS.mode, seed=seed, count=count, hair=_label(FLAGS.hair), eye=_label(FLAGS.eye))
@@ -342,12 +356,11 @@ def routine_interpolate() -> int:
     if present("inference_count"):
         raise UsageError("inference_count", "not used with --interpolate (it writes a video, not single faces)")
     run_dir = _locate_run("inference")
-    import gan_anime
     from gan_anime.animation import write_interpolation
     from gan_anime.inference import INTERPOLATION_FRAMES
     seed, frames = FLAGS.seed or 0, FLAGS.frames or INTERPOLATION_FRAMES
     seeds = list(range(seed, seed + FLAGS.interpolate))
-    run = gan_anime.load(run_dir)
+    run = load_run(run_dir, FLAGS.checkpoint)
     images = run.interpolate(seeds, frames=frames, hair=_label(FLAGS.hair), eye=_label(FLAGS.eye))
     mp4, gif = write_interpolation(images, next_output_dir(run_dir, seed))
     print(f"interpolated seeds {seeds[0]}..{seeds[-1]} ({len(images)} frames): {mp4} {gif}", flush=True)
@@ -374,8 +387,9 @@ def routine_evaluate() -> int:
         if len(FLAGS.compare) != 2:
             raise UsageError("compare", f"expected exactly two folders (--compare DIR_A DIR_B), got "
                                         f"{len(FLAGS.compare)}")
-        if present("run_dir") or present("name") or present("num_samples"):
-            raise UsageError("compare", "compares two folders; --run-dir, --name and --num-samples are for a run")
+        if present("run_dir") or present("name") or present("num_samples") or present("checkpoint"):
+            raise UsageError("compare", "compares two folders; --run-dir, --name, --num-samples and --checkpoint "
+                                        "are for a run")
         for folder in FLAGS.compare:
             if not os.path.isdir(folder):
                 raise UsageError("compare", f"{folder} is not a folder (expected two folders of images)")
@@ -383,7 +397,8 @@ def routine_evaluate() -> int:
         result = {"a": FLAGS.compare[0], "b": FLAGS.compare[1], **result}
     else:
         run_dir = _locate_run("evaluate")
-        result = ev.evaluate(run_dir, num_samples=FLAGS.num_samples or ev.DEFAULT_SAMPLES, **options)
+        result = ev.evaluate(run_dir, num_samples=FLAGS.num_samples or ev.DEFAULT_SAMPLES,
+                             checkpoint=checkpoint_path(run_dir, FLAGS.checkpoint), **options)
         result = {"run_dir": run_dir, **result}
     print(json.dumps(result), flush=True)
     return 0
