@@ -4,18 +4,19 @@ measure FID and KID at evenly spaced moments of each run, and write one table an
     python benchmarks/sweep.py --minutes 20 --points 4 --samples 2000 --heldout 2000 --out runs/sweep
     python benchmarks/sweep.py --list                      # the configurations it knows
     python benchmarks/sweep.py --only baseline,hinge --minutes 10
+    python benchmarks/sweep.py --only baseline --minutes 45 --at 10,20      # measured at 10, 20 and 45 min
 
 Each configuration trains in a process of its own (one after another, so each has the machine to
 itself) on the built-in faces at the ``S`` sizes, plus its own changes to the :class:`~gan_anime.Config`.
 A hook keeps a checkpoint (copied to ``<run>/sweep_points/``) each time another ``minutes / points`` of
-training have passed; after
+training have passed (or at the ``--at`` minutes); after
 training, each kept checkpoint's EMA generator draws ``--samples`` faces, measured against
 ``--heldout`` built-in faces rendered with another seed (never trained on; 0: the training images).
 Evaluation time is not part of the budget.
 
 Writes into ``--out``: ``results.jsonl`` (one line per configuration, appended as each finishes, so a
 stopped sweep keeps what it measured; a configuration already there is not run again), ``table.md``
-and ``table.csv`` (config, steps, minutes, FID, KID, tag accuracy at the end of the budget) and
+and ``table.csv`` (config, steps, minutes, FID, KID, precision, recall, tag accuracy at the end of the budget) and
 ``fid_vs_minutes.png`` (FID at each point of each configuration).  Not a test: the numbers depend on
 the machine (name it when you quote them).
 """
@@ -51,6 +52,8 @@ CONFIGS = {
     "batch-64": ("batch 64 (half the steps)", "dcgan", {"batch_size": 64}),
     "width-24": ("width 24", "dcgan", {"g_width": 24, "d_width": 24}),
     "width-48": ("width 48", "dcgan", {"g_width": 48, "d_width": 48}),
+    "xla": ("the baseline compiled with XLA (jit_compile): more steps in the same minutes", "dcgan",
+            {"jit_compile": True}),
     "diffaugment": ("DiffAugment color,translation,cutout (Zhao et al. 2020)", "dcgan",
                     {"diffaugment": "color,translation,cutout"}),
     "acgan": ("ACGAN classifier heads", "acgan", {}),
@@ -58,6 +61,14 @@ CONFIGS = {
     "wgan-gp": ("WGAN-GP, 5 critic steps, Adam(1e-4, 0, 0.9)", "wgan-gp", {}),
 }
 HELDOUT_SEED = 1   # the training faces are rendered with seed 0 (gan_anime.data.FACES_SEED)
+
+
+def keep_moments(minutes: float, points: int, at=None) -> list:
+    """Minutes of training at which a checkpoint is kept before the end: ``at`` (ascending, below
+    ``minutes``), else ``points - 1`` evenly spaced ones."""
+    if at:
+        return sorted(float(m) for m in at)
+    return [minutes * k / points for k in range(1, points)]
 
 
 def run_one(spec: dict) -> dict:
@@ -69,17 +80,17 @@ def run_one(spec: dict) -> dict:
     from gan_anime.metrics.evaluate import evaluate
     from gan_anime.training.hooks import Hook
 
-    minutes, points = spec["minutes"], spec["points"]
+    moments = keep_moments(spec["minutes"], spec["points"], spec.get("at"))
 
     class EveryFraction(Hook):
-        """A checkpoint each time another minutes/points of training have passed (the loop's clock)."""
+        """A checkpoint at each of ``moments`` (minutes of training, the loop's clock)."""
 
         def begin(self, run):
             self.trainer, self.start, self.kept = run.trainer, time.time(), []
 
         def step_end(self, event):
             elapsed = (time.time() - self.start) / 60.0
-            if len(self.kept) < points - 1 and elapsed >= minutes * (len(self.kept) + 1) / points:
+            if len(self.kept) < len(moments) and elapsed >= moments[len(self.kept)]:
                 self.kept.append({"minutes": elapsed, "step": event.step, "checkpoint": keep(self.trainer.save())})
 
     def keep(path: str) -> str:
@@ -91,7 +102,8 @@ def run_one(spec: dict) -> dict:
         return os.path.join(folder, os.path.basename(path))
 
     _, gan, fields = CONFIGS[spec["name"]]
-    cfg = Config.for_gan(gan, **{**BASE, **spec["base"], **fields}, epochs=100000, max_minutes=minutes, checkpoint_every=0,
+    cfg = Config.for_gan(gan, **{**BASE, **spec["base"], **fields}, epochs=100000, max_minutes=spec["minutes"],
+                         checkpoint_every=0,
                          run_dir=os.path.join(spec["out"], spec["name"]),
                          seed=spec["seed"], cache_dir=spec["cache_dir"])
     hook = EveryFraction()
@@ -108,6 +120,7 @@ def run_one(spec: dict) -> dict:
                      cache_dir=spec["cache_dir"], log=False)
         tags = m.get("tags") or {}
         curve.append({"minutes": round(point["minutes"], 2), "step": point["step"], "fid": m["fid"], "kid": m["kid"],
+                      "precision": m.get("precision"), "recall": m.get("recall"),
                       "hair": (tags.get("hair") or {}).get("accuracy"), "eye": (tags.get("eye") or {}).get("accuracy")})
     return {"name": spec["name"], "what": CONFIGS[spec["name"]][0], "gan": gan, "fields": fields,
             "images_per_s": round(result.images_per_s, 1), "curve": curve, **curve[-1]}
@@ -121,19 +134,22 @@ def write_reports(out: str, results: list) -> list:
     """table.md, table.csv and fid_vs_minutes.png from the results; returns their paths."""
     from gan_anime.files import write_text
     rows = sorted(results, key=lambda r: r["fid"])
-    lines = ["| config | what | steps | minutes | FID | KID | hair | eye |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| config | what | steps | minutes | FID | KID | precision | recall | hair | eye |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         pct = lambda v: "" if v is None else f"{100 * v:.1f}%"   # noqa: E731
         lines.append(f"| `{r['name']}` | {r['what']} | {r['step']:,} | {_fmt(r['minutes'])} | {_fmt(r['fid'])} | "
-                     f"{_fmt(r['kid'], 4)} | {pct(r['hair'])} | {pct(r['eye'])} |")
+                     f"{_fmt(r['kid'], 4)} | {_fmt(r.get('precision'), 3)} | {_fmt(r.get('recall'), 3)} | "
+                     f"{pct(r['hair'])} | {pct(r['eye'])} |")
     paths = [write_text(os.path.join(out, "table.md"), "\n".join(lines) + "\n")]
     csv_path = os.path.join(out, "table.csv")
     with open(csv_path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["config", "gan", "steps", "minutes", "fid", "kid", "hair", "eye", "images_per_s"])
+        writer.writerow(["config", "gan", "steps", "minutes", "fid", "kid", "precision", "recall", "hair", "eye",
+                         "images_per_s"])
         for r in rows:
-            writer.writerow([r["name"], r["gan"], r["step"], r["minutes"], r["fid"], r["kid"], r["hair"], r["eye"],
-                             r["images_per_s"]])
+            writer.writerow([r["name"], r["gan"], r["step"], r["minutes"], r["fid"], r["kid"], r.get("precision"),
+                             r.get("recall"), r["hair"], r["eye"], r["images_per_s"]])
     paths.append(csv_path)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -163,6 +179,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10.0, help="training budget per configuration (10)")
     p.add_argument("--points", type=int, default=4, help="FID measurements per configuration, evenly in time (4)")
+    p.add_argument("--at", default="", help="comma-separated minutes at which to measure before the end, "
+                   "e.g. 10,20 (replaces --points)")
     p.add_argument("--samples", type=int, default=2000, help="generated faces per FID (2000)")
     p.add_argument("--heldout", type=int, default=2000, help="held-out real faces to measure against (2000; "
                    "0: the training images)")
@@ -189,6 +207,12 @@ def main(argv=None) -> int:
     if args.minutes <= 0 or args.points < 1 or args.samples < 2 or args.heldout < 0:
         p.error("--minutes must be > 0, --points >= 1, --samples >= 2 and --heldout >= 0")
     try:
+        at = [float(m) for m in args.at.split(",") if m.strip()]
+    except ValueError:
+        p.error(f"--at: expected comma-separated minutes, e.g. 10,20; got {args.at!r}")
+    if any(not 0 < m < args.minutes for m in at) or at != sorted(set(at)):
+        p.error(f"--at: expected ascending minutes between 0 and --minutes ({args.minutes:g}), got {args.at!r}")
+    try:
         base = json.loads(args.base)
     except json.JSONDecodeError as e:
         p.error(f"--base: expected a JSON object of Config fields ({e})")
@@ -201,7 +225,7 @@ def main(argv=None) -> int:
         if name in done:
             print(f"{name}: already in {results_path}, skipped", flush=True)
             continue
-        spec = dict(name=name, base=base, minutes=args.minutes, points=args.points, samples=args.samples,
+        spec = dict(name=name, base=base, minutes=args.minutes, points=args.points, at=at, samples=args.samples,
                     heldout=args.heldout, out=os.path.abspath(args.out), seed=args.seed, cache_dir=args.cache_dir)
         start = time.time()
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--run-one", json.dumps(spec)],
