@@ -185,7 +185,7 @@ def test_precision_recall_by_hand():
     # Real: 0, 1, 2, ..., 9 on a line; with k=1 every ball has radius 1 (squared 1).
     real = np.arange(10, dtype=np.float32)[:, None]
     fake = np.array([[0.5], [4.0], [20.0], [30.0]], np.float32)     # 2 of 4 inside the real balls
-    pr = fidlib.precision_recall(real, fake, k=1, chunk=3)
+    pr = fidlib.precision_recall(real, fake, k=1, chunk=3, balance=False)
     assert pr["precision"] == pytest.approx(0.5)
     # Fake balls (k=1): 0.5 -> 3.5 (to 4.0), 4.0 -> 3.5, 20 -> 10, 30 -> 10: reals 0..7 are within
     # 3.5 of 0.5 or 4.0, and 8, 9 are not within reach of 20 (radius 10 reaches down to 10).
@@ -201,8 +201,9 @@ def test_precision_recall_sees_mode_collapse_and_a_shift():
     assert same["precision"] > 0.8 and same["recall"] > 0.8, same
     assert collapsed["precision"] > 0.95 and collapsed["recall"] < 0.2, collapsed     # faithful, not diverse
     assert shifted["precision"] < 0.05 and shifted["recall"] < 0.05, shifted
-    # A subset is drawn above max_vectors, the same one for the same seed.
+    # A subset is drawn above max_vectors, the same one for the same seed; unequal sides are balanced.
     assert fidlib.precision_recall(real, real, max_vectors=100) == fidlib.precision_recall(real, real, max_vectors=100)
+    assert fidlib.precision_recall(real, real[:50]) == fidlib.precision_recall(real, real[:50], max_vectors=50)
     with pytest.raises(ValueError, match="more than k=3"):
         fidlib.precision_recall(real[:3], real)
     assert fidlib.compare_features(real[:3], real[:3])["precision"] is None

@@ -14,7 +14,7 @@ generative models"): each set's manifold is the union of balls around its vector
 k-th nearest neighbour (k = 3); precision is the share of generated vectors inside the real
 manifold (fidelity), recall the share of real vectors inside the generated one (diversity: a
 mode-collapsed generator has a low recall at any FID).  The paper uses VGG-16 features; here they
-are the same Inception pool features as FID's, at most 5,000 vectors a side (a seeded subset).
+are the same Inception pool features as FID's, the same number a side, at most 5,000 (seeded subsets).
 """
 
 from __future__ import annotations
@@ -105,17 +105,28 @@ def _inside(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, chunk: i
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, max_vectors: int = 5000,
-                     seed: int = 0, chunk: int = 1000) -> dict:
-    """{"precision", "recall"} of ``fake`` against ``real`` feature vectors (k-NN manifolds)."""
-    rng = np.random.default_rng(seed)
+                     seed: int = 0, chunk: int = 1000, balance: bool = True) -> dict:
+    """{"precision", "recall"} of ``fake`` against ``real`` feature vectors (k-NN manifolds).
+
+    With ``balance`` both sides are cut to the same number of vectors (a seeded subset; at most
+    ``max_vectors``), as in the paper: a k-NN radius grows as its set thins out, so unequal sets would
+    tilt the two numbers (e.g. 1,000 generated against 10,000 real faces during training).
+    """
     sets = []
     for f in (real, fake):
-        f = np.asarray(f, np.float32)
+        f = np.asarray(f)
         if f.ndim != 2 or len(f) <= k:
             raise ValueError(f"need more than k={k} feature vectors [n, d] a side for precision/recall, "
                              f"got shape {f.shape}")
-        sets.append(f[np.sort(rng.choice(len(f), max_vectors, replace=False))] if len(f) > max_vectors else f)
-    real, fake = sets
+        sets.append(f)
+    rng = np.random.default_rng(seed)
+    n = min(len(real), len(fake), max_vectors)
+    out = []
+    for f in sets:
+        m = n if balance else min(len(f), max_vectors)
+        idx = np.sort(rng.choice(len(f), m, replace=False)) if m < len(f) else slice(None)
+        out.append(np.asarray(f[idx], np.float32))
+    real, fake = out
     precision = _inside(fake, real, _kth_radii(real, k, chunk), chunk).mean()
     recall = _inside(real, fake, _kth_radii(fake, k, chunk), chunk).mean()
     return {"precision": float(precision), "recall": float(recall)}
