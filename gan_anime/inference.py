@@ -204,8 +204,9 @@ def run_generator(generator, noise: np.ndarray, labels=None, batch_size: int = 6
 
 def find_checkpoint(run_dir: str, checkpoint=None) -> str:
     """The checkpoint path (prefix) of a run: its latest (``checkpoint`` None), the one written at step
-    ``checkpoint`` (an int or a string of digits: ``<run>/checkpoints/ckpt-<step>``), or the given path
-    (a prefix like ``.../ckpt-312``, with its ``.index`` beside it).  FileNotFoundError names the ones kept."""
+    ``checkpoint`` (an int or a string of digits: ``<run>/checkpoints/ckpt-<step>``), or a path: a prefix
+    like ``.../ckpt-312`` (or its ``.index`` file), as given or relative to the run's ``checkpoints/`` or
+    the run.  FileNotFoundError names the steps the run keeps."""
     folder = os.path.join(run_dir, "checkpoints")
     if checkpoint is None:
         ckpt = tf.train.latest_checkpoint(folder)
@@ -213,12 +214,15 @@ def find_checkpoint(run_dir: str, checkpoint=None) -> str:
             raise FileNotFoundError(f"no checkpoint in {folder}: train the run first")
         return ckpt
     text = str(checkpoint)
-    path = os.path.join(folder, f"ckpt-{int(text)}") if text.isdigit() else text
-    if path.endswith(".index"):
-        path = path[:-len(".index")]
-    if not os.path.isfile(path + ".index"):
+    if re.fullmatch(r"[0-9]+", text):
+        candidates = [os.path.join(folder, f"ckpt-{int(text)}")]
+    else:   # a path as given, else inside the run's checkpoints/ or the run (e.g. "ckpt-312")
+        prefix = text[:-len(".index")] if text.endswith(".index") else text
+        candidates = [prefix, os.path.join(folder, prefix), os.path.join(run_dir, prefix)]
+    path = next((c for c in candidates if text and os.path.isfile(c + ".index")), None)
+    if path is None:
         kept = sorted(int(f[len("ckpt-"):-len(".index")]) for f in os.listdir(folder)
-                      if re.fullmatch(r"ckpt-\d+\.index", f)) if os.path.isdir(folder) else []
+                      if re.fullmatch(r"ckpt-[0-9]+\.index", f)) if os.path.isdir(folder) else []
         raise FileNotFoundError(f"checkpoint {text} not found (expected a step number or a checkpoint path; "
                                 f"{folder} keeps steps {', '.join(map(str, kept)) or 'none'})")
     return path

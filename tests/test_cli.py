@@ -30,9 +30,9 @@ G_EXP, D_EXP = (0.001, 4, 0.5), (0.002, 8, 0.25)
 
 @pytest.fixture(scope="module")
 def trained(run_cmd, tmp_path_factory):
-    """One tiny run on the built-in faces: 1 epoch of 8 steps, then generate 4 faces."""
+    """One tiny run on the built-in faces: 1 epoch of 8 steps (checkpoints at 4 and 8), then generate 4 faces."""
     cwd = tmp_path_factory.mktemp("cli")
-    result = run_cmd(["ENTRY", "--train", *TINY, "--epochs", "1", "--generate-after", "4",
+    result = run_cmd(["ENTRY", "--train", *TINY, "--epochs", "1", "--generate-after", "4", "--checkpoint-every", "4",
                       "--exponential-decay", *G_EXP, *D_EXP], cwd)
     assert result.returncode == 0, result.stderr
     run_dir = os.path.join(cwd, _printed(result.stdout, "run directory:"))
@@ -95,20 +95,23 @@ def test_inference_makes_a_new_folder_per_call(trained, run_cmd):
 
 def test_checkpoint_flag_picks_a_kept_checkpoint(trained, run_cmd):
     cwd, run_dir, _ = trained
-    by_step = run_cmd(["ENTRY", "--inference", "--inference-count", "2", "--seed", "9", "--checkpoint", "8",
-                       "--run-dir", run_dir], cwd)
-    by_path = run_cmd(["ENTRY", "--inference", "--inference-count", "2", "--seed", "9", "--checkpoint",
-                       os.path.join(run_dir, "checkpoints", "ckpt-8.index"), "--run-dir", run_dir], cwd)
-    assert by_step.returncode == 0 and by_path.returncode == 0, by_step.stderr + by_path.stderr
-    a, b = (_printed(r.stdout, "generated 2 faces:") for r in (by_step, by_path))
-    for name in ("0000.png", "0001.png"):
-        assert np.array_equal(np.asarray(Image.open(os.path.join(cwd, a, name))),
-                              np.asarray(Image.open(os.path.join(cwd, b, name))))
+
+    def faces(*checkpoint):
+        r = run_cmd(["ENTRY", "--inference", "--inference-count", "2", "--seed", "9", *checkpoint,
+                     "--run-dir", run_dir], cwd)
+        assert r.returncode == 0, r.stderr
+        out = os.path.join(cwd, _printed(r.stdout, "generated 2 faces:"))
+        return np.stack([np.asarray(Image.open(os.path.join(out, n))) for n in ("0000.png", "0001.png")])
+
+    at4, at8 = faces("--checkpoint", "4"), faces("--checkpoint", "8")
+    assert not np.array_equal(at4, at8)                              # another checkpoint, other faces
+    assert np.array_equal(at4, faces("--checkpoint", os.path.join(run_dir, "checkpoints", "ckpt-4.index")))
+    assert np.array_equal(at4, faces("--checkpoint", "ckpt-4"))     # relative to the run's checkpoints/
     missing = run_cmd(["ENTRY", "--inference", "--checkpoint", "999", "--run-dir", run_dir], cwd)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
     assert missing.stderr.startswith("gan-anime: error: --checkpoint: checkpoint 999 not found (expected a step "
                                      "number or a checkpoint path; "), missing.stderr
-    assert "keeps steps 8" in missing.stderr
+    assert "keeps steps 4, 8" in missing.stderr
     from gan_anime.inference import find_checkpoint
     assert find_checkpoint(run_dir, 8) == os.path.join(run_dir, "checkpoints", "ckpt-8")
     with pytest.raises(FileNotFoundError, match="checkpoint nowhere/ckpt-1 not found"):
