@@ -33,11 +33,11 @@ import subprocess
 import sys
 import time
 
-#: The S sizes every configuration starts from (TRAIN S,k: 64 px, width 32, batch 32, 10k faces).
-BASE = dict(image_size=64, g_width=32, d_width=32, batch_size=32, noise_dim=100, faces_count=10000)
+#: The S sizes every configuration starts from (TRAIN S,k: 64 px, width 32, batch 16, 10k faces).
+BASE = dict(image_size=64, g_width=32, d_width=32, batch_size=16, noise_dim=100, faces_count=10000)
 #: name -> (what it tests, gan variant, Config fields changed from the variant's defaults at BASE).
 CONFIGS = {
-    "baseline": ("the default: dcgan, lazy R1 (gamma 1, every 4), EMA 0.999", "dcgan", {}),
+    "baseline": ("the default: dcgan, batch 16, lazy R1 (gamma 1, every 4), EMA 0.999", "dcgan", {}),
     "nearest": ("resize-then-convolve upsampling (Odena et al. 2016, checkerboard artifacts)", "dcgan",
                 {"upsample": "nearest"}),
     "r1-0.1": ("R1 gamma 0.1", "dcgan", {"r1_gamma": 0.1}),
@@ -48,8 +48,9 @@ CONFIGS = {
     "beta-0-0.99": ("Adam betas 0, 0.99 (StyleGAN2)", "dcgan", {"beta1": 0.0, "beta2": 0.99}),
     "ema-0.99": ("EMA decay 0.99", "dcgan", {"ema_decay": 0.99}),
     "ema-0.9999": ("EMA decay 0.9999", "dcgan", {"ema_decay": 0.9999}),
-    "batch-16": ("batch 16 (twice the steps)", "dcgan", {"batch_size": 16}),
-    "batch-64": ("batch 64 (half the steps)", "dcgan", {"batch_size": 64}),
+    "batch-8": ("batch 8 (twice the steps)", "dcgan", {"batch_size": 8}),
+    "batch-32": ("batch 32 (half the steps; the default before this sweep)", "dcgan", {"batch_size": 32}),
+    "batch-64": ("batch 64 (a quarter of the steps)", "dcgan", {"batch_size": 64}),
     "width-24": ("width 24", "dcgan", {"g_width": 24, "d_width": 24}),
     "width-48": ("width 48", "dcgan", {"g_width": 48, "d_width": 48}),
     "xla": ("the baseline compiled with XLA (jit_compile): more steps in the same minutes", "dcgan",
@@ -61,6 +62,20 @@ CONFIGS = {
     "wgan-gp": ("WGAN-GP, 5 critic steps, Adam(1e-4, 0, 0.9)", "wgan-gp", {}),
 }
 HELDOUT_SEED = 1   # the training faces are rendered with seed 0 (gan_anime.data.FACES_SEED)
+
+
+def heldout_faces(count: int, size: int, cache_dir=None):
+    """``count`` built-in faces rendered with HELDOUT_SEED (never trained on), tagged, as an ImageSet."""
+    from gan_anime.data import faces
+    from gan_anime.data.folder import load_folder
+    root = faces.ensure_faces(count, seed=HELDOUT_SEED, size=size, cache_dir=cache_dir)
+    return load_folder(root, size, os.path.join(root, "tags.csv"), hair_classes=tuple(faces.HAIR_COLORS),
+                       eye_classes=tuple(faces.EYE_COLORS), cache_dir=cache_dir)
+
+
+def settings_of(spec: dict) -> dict:
+    """What makes two sweeps' numbers comparable: budget, moments, samples, reference, seed, base."""
+    return {k: spec.get(k) for k in ("minutes", "points", "at", "samples", "heldout", "seed", "base")}
 
 
 def keep_moments(minutes: float, points: int, at=None) -> list:
@@ -75,8 +90,6 @@ def run_one(spec: dict) -> dict:
     """Train one configuration for its budget in this process, then evaluate its kept checkpoints."""
     import gan_anime
     from gan_anime.config import Config
-    from gan_anime.data import faces
-    from gan_anime.data.folder import load_folder
     from gan_anime.metrics.evaluate import evaluate
     from gan_anime.training.hooks import Hook
 
@@ -109,11 +122,7 @@ def run_one(spec: dict) -> dict:
     hook = EveryFraction()
     result = gan_anime.train(cfg, hooks=[hook], progress="lines")
     kept = hook.kept + [{"minutes": result.seconds / 60.0, "step": result.step, "checkpoint": result.checkpoint}]
-    data = None
-    if spec["heldout"]:
-        root = faces.ensure_faces(spec["heldout"], seed=HELDOUT_SEED, size=cfg.image_size, cache_dir=spec["cache_dir"])
-        data = load_folder(root, cfg.image_size, os.path.join(root, "tags.csv"), hair_classes=tuple(faces.HAIR_COLORS),
-                           eye_classes=tuple(faces.EYE_COLORS), cache_dir=spec["cache_dir"])
+    data = heldout_faces(spec["heldout"], cfg.image_size, spec["cache_dir"]) if spec["heldout"] else None
     curve = []
     for point in kept:
         m = evaluate(cfg.run_dir, num_samples=spec["samples"], data=data, checkpoint=point["checkpoint"],
@@ -123,6 +132,7 @@ def run_one(spec: dict) -> dict:
                       "precision": m.get("precision"), "recall": m.get("recall"),
                       "hair": (tags.get("hair") or {}).get("accuracy"), "eye": (tags.get("eye") or {}).get("accuracy")})
     return {"name": spec["name"], "what": CONFIGS[spec["name"]][0], "gan": gan, "fields": fields,
+            "settings": settings_of(spec),
             "images_per_s": round(result.images_per_s, 1), "curve": curve, **curve[-1]}
 
 
@@ -151,21 +161,26 @@ def write_reports(out: str, results: list) -> list:
             writer.writerow([r["name"], r["gan"], r["step"], r["minutes"], r["fid"], r["kid"], r.get("precision"),
                              r.get("recall"), r["hair"], r["eye"], r["images_per_s"]])
     paths.append(csv_path)
+    png = plot_curves(rows, os.path.join(out, "fid_vs_minutes.png"))
+    return paths + [png]
+
+
+def plot_curves(results: list, png: str, title: str = "FID against training time") -> str:
+    """One line per result (its ``name`` and ``curve`` of {minutes, fid}) into ``png``; returns the path."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     fig = Figure(figsize=(8, 5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for r in rows:
+    for r in results:
         ax.plot([p["minutes"] for p in r["curve"]], [p["fid"] for p in r["curve"]], marker="o", label=r["name"])
     ax.set_xlabel("minutes of training")
     ax.set_ylabel("FID (lower is better)")
-    ax.set_title("FID against training time")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    png = os.path.join(out, "fid_vs_minutes.png")
     fig.savefig(png)
-    return paths + [png]
+    return png
 
 
 def read_results(path: str) -> list:
@@ -220,7 +235,14 @@ def main(argv=None) -> int:
         p.error("--base: expected a JSON object of Config fields")
     os.makedirs(args.out, exist_ok=True)
     results_path = os.path.join(args.out, "results.jsonl")
-    done = {r["name"] for r in read_results(results_path)}
+    settings = settings_of(dict(base=base, minutes=args.minutes, points=args.points, at=at, samples=args.samples,
+                                heldout=args.heldout, seed=args.seed))
+    earlier = read_results(results_path)
+    other = [r["name"] for r in earlier if r.get("settings", settings) != settings]
+    if other:
+        p.error(f"{results_path} holds results measured with other settings ({', '.join(other)}); "
+                f"use another --out")
+    done = {r["name"] for r in earlier}
     for name in names:
         if name in done:
             print(f"{name}: already in {results_path}, skipped", flush=True)

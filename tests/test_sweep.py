@@ -30,3 +30,22 @@ def test_sweep_trains_measures_and_reports(tmp_path, cli_env):
     assert again.returncode == 0 and "baseline: already in" in again.stdout, again.stdout + again.stderr[-2000:]
     bad = subprocess.run(argv[:2] + ["--only", "nosuch"], capture_output=True, text=True, env=cli_env, timeout=60)
     assert bad.returncode == 2 and "unknown configuration(s) nosuch" in bad.stderr
+
+
+def test_moments_and_settings_of_an_earlier_sweep(tmp_path, cli_env):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import sweep
+    assert sweep.keep_moments(10, 4) == [2.5, 5.0, 7.5] and sweep.keep_moments(45, 1) == []
+    assert sweep.keep_moments(45, 4, at=[20, 10]) == [10.0, 20.0]
+    # results.jsonl of another budget is not mixed with this one's.
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "results.jsonl").write_text(json.dumps({"name": "baseline", "settings": {"minutes": 99}}) + "\n")
+    script = os.path.join(ROOT, "benchmarks", "sweep.py")
+    proc = subprocess.run([sys.executable, script, "--only", "baseline", "--out", str(out)], capture_output=True,
+                          text=True, env=cli_env, timeout=60)
+    assert proc.returncode == 2 and "holds results measured with other settings (baseline)" in proc.stderr
+    for at in ("5,3", "x", "0", "10"):
+        proc = subprocess.run([sys.executable, script, "--minutes", "10", "--at", at, "--out", str(tmp_path / "o")],
+                              capture_output=True, text=True, env=cli_env, timeout=60)
+        assert proc.returncode == 2 and "--at: expected" in proc.stderr, (at, proc.stderr)
