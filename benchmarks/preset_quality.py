@@ -1,0 +1,220 @@
+"""What a base preset's three levels give: one run of level 3, measured at the ends of levels 1, 2 and 3.
+
+    python benchmarks/preset_quality.py --preset S --samples 2000 --heldout 2000 --out runs/presets-S --media media
+    python benchmarks/preset_quality.py --preset S --data-dir runs/otherstyle --heldout-dir runs/otherstyle-heldout \\
+        --out runs/presets-S-otherstyle
+
+The levels of a base preset (``TRAIN S,1`` / ``S,2`` / ``S,3``) differ only in their epochs and use a
+constant learning rate, and a run's batches and noise depend only on (seed, step), so level k's run is the
+first epochs of level 3's: one run of level 3 (its ``TRAIN`` flags, plus ``--data-dir`` when given) keeps
+the checkpoints of every epoch and is measured where each level ends. For each level it writes the wall
+time of training to that epoch (the trainer's clock, nothing else running is assumed), FID, KID,
+precision and recall of ``--samples`` generated faces against ``--heldout`` built-in faces rendered with
+another seed (never trained on) or against the images of ``--heldout-dir``, tag accuracy on conditional
+runs, and a grid of 64 faces drawn with seed 1 (``--media``: also copied there as
+``samples_cpu_<preset><k>.png``, with the plot).  Writes ``results.json``, ``table.md`` and
+``fid_vs_minutes_<preset>.png`` into ``--out``, with ``times.json`` (training seconds at each checkpoint)
+and ``levels/`` (the checkpoint that ends each level, copied out of the run's rotation).  Running the
+same command again resumes a stopped run and reuses the levels already measured (same step, samples and
+reference).  Not a test: the times depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shlex
+import shutil
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
+
+from gan_anime.cli import presets  # noqa: E402  (no TensorFlow)
+
+GRID_SEED = 1
+
+
+def _read_json(path: str, default):
+    """The JSON in ``path``, or ``default`` when there is none (written atomically, so never half)."""
+    if not os.path.isfile(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+#: Flags --flags may not give: they would make the levels' runs something else than the preset's.
+NOT_IN_FLAGS = ("epochs", "max_steps", "max_minutes", "run_dir", "name", "runs_root")
+
+
+def level_configs(preset: str, extra):
+    """Config of each level of base preset ``preset`` (with the extra ENTRY flags), via the command line's
+    own parsing and checks; raises ValueError (one line) when the flags are wrong or the levels differ
+    in more than their epochs."""
+    from gan_anime.cli import flags as cli_flags
+    from gan_anime.cli import main as cli_main
+    named = {t[2:].split("=")[0].replace("-", "_") for t in extra if t.startswith("--")}
+    refused = [cli_flags.dashed(n) for n in NOT_IN_FLAGS if n in named]
+    if refused:
+        raise ValueError(f"--flags: {', '.join(refused)} cannot be given (the levels are the preset's epochs; "
+                         f"the run goes in --out)")
+    configs = []
+    for k in presets.LEVELS:
+        try:
+            rest = cli_flags.parse([cli_flags.PROG] + presets.args([f"{preset},{k}"]) + list(extra))
+            if rest:
+                raise ValueError(f"--flags: unexpected argument {rest[0]!r} (expected ENTRY --flags)")
+            cli_main._routine()          # the flags --train accepts, as the command line checks them
+            configs.append(cli_main.train_config().replace(run_dir=""))
+        except cli_flags.UsageError as e:
+            raise ValueError(str(e)) from None
+    same = [c.replace(epochs=0) for c in configs]
+    if any(c != same[0] for c in same[1:]):
+        raise ValueError(f"the levels of {preset} differ in more than their epochs: train them one by one")
+    if any(c.g_schedule.kind != "constant" or c.d_schedule.kind != "constant" for c in configs):
+        raise ValueError(f"{preset} decays its learning rate: a level's run is not the start of the next one's")
+    return configs
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="S", help=f"base preset: one of {', '.join(presets.BASES)} (S)")
+    p.add_argument("--samples", type=int, default=2000, help="generated faces per measurement (2000)")
+    p.add_argument("--heldout", type=int, default=2000, help="held-out built-in faces to measure against (2000)")
+    p.add_argument("--data-dir", help="train on this folder instead of the built-in faces")
+    p.add_argument("--heldout-dir", help="measure against this folder's images (with --data-dir)")
+    p.add_argument("--out", default=None, help="output folder (runs/presets-<preset>)")
+    p.add_argument("--media", help="also copy each level's grid here as samples_cpu_<preset><k>.png")
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--flags", default="", help="more ENTRY flags for the run, after the preset's (they win), "
+                   "e.g. '--image-size 32 --width 16'; the levels still differ only in epochs")
+    args = p.parse_args(argv)
+    if args.preset not in presets.BASES:
+        p.error(f"--preset: expected one of {', '.join(presets.BASES)}, got {args.preset!r}")
+    if args.samples < 2 or args.heldout < 2:
+        p.error("--samples and --heldout must be at least 2")
+    if args.heldout_dir and not args.data_dir:
+        p.error("--heldout-dir: needs --data-dir (the built-in faces have their own held-out set)")
+    for flag, folder in (("--data-dir", args.data_dir), ("--heldout-dir", args.heldout_dir)):
+        if folder and not os.path.isdir(folder):
+            p.error(f"{flag}: {folder} is not a folder")
+    if args.heldout_dir and "--tags" in args.flags:
+        p.error("--heldout-dir: its images have no tags for a conditional run; leave it out to measure against "
+                "the training images")
+    out = os.path.abspath(args.out or os.path.join("runs", f"presets-{args.preset}"))
+    extra = (["--data-dir", args.data_dir] if args.data_dir else []) + (
+        ["--cache-dir", args.cache_dir] if args.cache_dir else []) + shlex.split(args.flags)
+    try:
+        configs = level_configs(args.preset, extra)
+    except ValueError as e:
+        p.error(str(e))
+    from absl import logging
+    logging.set_verbosity(logging.INFO)     # the trainer's progress lines (absl.app would do this)
+
+    import gan_anime
+    from gan_anime.data import load_data
+    from gan_anime.data.folder import load_folder
+    from gan_anime.files import write_text
+    from gan_anime.images import save_png
+    from gan_anime.metrics.evaluate import evaluate
+    from gan_anime.training.hooks import Hook
+    from sweep import heldout_faces
+
+    cfg = configs[-1].replace(run_dir=os.path.join(out, f"{args.preset}{presets.LEVELS[-1]}"))
+    levels_dir = os.path.join(out, "levels")      # each level's checkpoint, out of reach of the run's rotation
+    times_path, results_path = os.path.join(out, "times.json"), os.path.join(out, "results.json")
+    level_epochs = {c.epochs for c in configs}
+    resume = bool(glob.glob(os.path.join(glob.escape(cfg.run_dir), "checkpoints", "ckpt-*.index")))
+    if not resume:    # a new run: nothing measured before belongs to it
+        shutil.rmtree(cfg.run_dir, ignore_errors=True)
+        shutil.rmtree(levels_dir, ignore_errors=True)
+        for path in (times_path, results_path):
+            if os.path.isfile(path):
+                os.remove(path)
+    os.makedirs(levels_dir, exist_ok=True)
+    times = _read_json(times_path, {"checkpoints": {}, "levels": {}})
+
+    class LevelTimes(Hook):
+        """Seconds of training at each checkpoint, summed over resumed calls (the loop's clock), and a copy
+        of the checkpoint that ends each level."""
+
+        def begin(self, run):
+            self.spe, self.start = run.steps_per_epoch, time.time()
+            # A resumed call starts from a checkpoint whose time was recorded when it was written.
+            self.before = times["checkpoints"].get(str(run.start_step), 0.0)
+
+        def checkpoint(self, path):
+            step = int(path.rsplit("-", 1)[1])
+            seconds = self.before + time.time() - self.start
+            times["checkpoints"][str(step)] = seconds
+            if step % self.spe == 0 and step // self.spe in level_epochs:
+                for f in glob.glob(glob.escape(path) + ".*"):
+                    shutil.copy2(f, levels_dir)
+                times["levels"][str(step // self.spe)] = {"step": step, "seconds": seconds,
+                                                          "checkpoint": os.path.join(levels_dir,
+                                                                                     os.path.basename(path))}
+            write_text(times_path, json.dumps(times))
+
+    if str(cfg.epochs) not in times["levels"]:
+        result = gan_anime.train(cfg, resume=resume, hooks=[LevelTimes()], progress="lines")
+        if result.status != "finished":
+            print(f"training stopped ({result.status}) at step {result.step}; run the same command again to "
+                  f"continue", file=sys.stderr)
+            return 1
+    if args.heldout_dir:
+        heldout = load_folder(args.heldout_dir, cfg.image_size, cache_dir=args.cache_dir)
+    elif args.data_dir:
+        heldout, _ = load_data(cfg)     # no held-out folder: the training images
+    else:
+        heldout = heldout_faces(args.heldout, cfg.image_size, args.cache_dir)
+    reference = f"{args.heldout_dir or args.data_dir or 'built-in held-out'} ({len(heldout)} images)"
+    measured = {r["preset"]: r for r in _read_json(results_path, [])}
+    rows = []
+    for k, level in zip(presets.LEVELS, configs):
+        t = times["levels"][str(level.epochs)]
+        old = measured.get(f"{args.preset},{k}")
+        if old and (old["step"], old["samples"], old["reference"]) == (t["step"], args.samples, reference):
+            rows.append(old)     # measured by an earlier call: the same checkpoint, samples and reference
+            continue
+        ckpt = t["checkpoint"]
+        m = evaluate(cfg.run_dir, num_samples=args.samples, data=heldout, checkpoint=ckpt, log=False,
+                     cache_dir=args.cache_dir)
+        run = gan_anime.load(cfg.run_dir, ckpt)
+        grid = save_png(run.grid(run.generate(64, seed=GRID_SEED)), os.path.join(out, f"grid_{args.preset}{k}.png"))
+        if args.media:
+            os.makedirs(args.media, exist_ok=True)
+            shutil.copy2(grid, os.path.join(args.media, f"samples_cpu_{args.preset}{k}.png"))
+        tags = m.get("tags") or {}
+        rows.append({"preset": f"{args.preset},{k}", "epochs": level.epochs, "step": t["step"],
+                     "minutes": round(t["seconds"] / 60.0, 2), "fid": m["fid"], "kid": m["kid"],
+                     "precision": m["precision"], "recall": m["recall"],
+                     "hair": (tags.get("hair") or {}).get("accuracy"), "eye": (tags.get("eye") or {}).get("accuracy"),
+                     "samples": args.samples, "reference": reference, "grid": grid})
+        print(json.dumps(rows[-1]), flush=True)
+        done = {x["preset"] for x in rows}
+        write_text(results_path, json.dumps(rows + [r for r in measured.values() if r["preset"] not in done], indent=1))
+    from sweep import plot_curves
+    png = plot_curves([{"name": f"TRAIN {args.preset},1 / ,2 / ,3 (one run)", "curve": rows}],
+                      os.path.join(out, f"fid_vs_minutes_{args.preset}.png"),
+                      title=f"FID at the end of each {args.preset} level against minutes of training")
+    if args.media:
+        os.makedirs(args.media, exist_ok=True)
+        shutil.copy2(png, os.path.join(args.media, os.path.basename(png)))
+    pct = lambda v: "" if v is None else f"{100 * v:.1f}%"   # noqa: E731
+    num = lambda v, d: "" if v is None else f"{v:.{d}f}"     # noqa: E731
+    lines = ["| preset | epochs | steps | minutes of training | FID | KID | precision | recall | hair | eye |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| `{r['preset']}` | {r['epochs']} | {r['step']:,} | {r['minutes']:.1f} | {r['fid']:.1f} | "
+              f"{r['kid']:.4f} | {num(r['precision'], 3)} | {num(r['recall'], 3)} | {pct(r['hair'])} | "
+              f"{pct(r['eye'])} |"
+              for r in rows]
+    write_text(os.path.join(out, "table.md"), "\n".join(lines) + "\n")
+    print(os.path.join(out, "table.md"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""benchmarks/preset_quality.py: one run of a preset's level 3, measured where levels 1, 2 and 3 end."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "gan_anime", "cli"))
+import presets  # noqa: E402
+
+# Checkpoints inside epochs too (every 20 steps, 3 kept): the levels' own checkpoints rotate away from
+# checkpoints/ long before they are measured, as they do in a real S run.
+TINY = ("--image-size 16 --width 4 --faces-count 64 --batch-size 8 --noise-vector 8 --checkpoint-every 20 "
+        "--deterministic")
+
+
+def test_one_run_measured_at_each_level(tmp_path, cli_env):
+    out, media = tmp_path / "presets", tmp_path / "media"
+    argv = [sys.executable, os.path.join(ROOT, "benchmarks", "preset_quality.py"), "--preset", "S", "--samples",
+            "16", "--heldout", "24", "--out", str(out), "--media", str(media), "--flags", TINY]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=cli_env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads((out / "results.json").read_text())
+    epochs = presets.BASES["S"][2]
+    assert [r["epochs"] for r in rows] == list(epochs)
+    assert [r["step"] for r in rows] == [e * 64 // 8 for e in epochs]    # 8 steps an epoch
+    assert rows[0]["minutes"] < rows[1]["minutes"] < rows[2]["minutes"]
+    first = f"ckpt-{rows[0]['step']}.index"      # rotated out of the run's checkpoints, kept in levels/
+    assert not (out / "S3" / "checkpoints" / first).exists() and (out / "levels" / first).exists()
+    for r in rows:
+        assert r["fid"] > 0 and 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1 and r["hair"] is not None
+        assert r["reference"] == "built-in held-out (24 images)" and os.path.isfile(r["grid"])
+    # Every level's checkpoint was kept and measured: the three grids differ.
+    grids = [(media / f"samples_cpu_S{k}.png").read_bytes() for k in (1, 2, 3)]
+    assert len(set(grids)) == 3
+    assert "| `S,3` |" in (out / "table.md").read_text()
+    assert (media / "fid_vs_minutes_S.png").stat().st_size > 1000
+    # Run again: training and measuring are done (no new steps in the run's log, the same numbers).
+    log = out / "S3" / "logs" / "losses.csv"
+    lines = log.read_text().count("\n")
+    again = subprocess.run(argv, capture_output=True, text=True, env=cli_env, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert log.read_text().count("\n") == lines
+    assert json.loads((out / "results.json").read_text()) == rows
+    # Level 1 trained on its own (TRAIN S,1 with the same flags) is the start of the level-3 run.
+    import numpy as np
+    from PIL import Image
+    alone = tmp_path / "alone"
+    train = subprocess.run([os.path.join(ROOT, "scripts", "train.sh"), "S,1", *TINY.split(),
+                            "--run-dir", str(alone), "--generate-after", "0"], capture_output=True, text=True,
+                           env=cli_env, cwd=tmp_path, timeout=600)
+    assert train.returncode == 0, train.stderr[-3000:]
+    inf = subprocess.run([sys.executable, "-m", "gan_anime", "--inference", "--run-dir", str(alone), "--seed", "1",
+                          "--inference-count", "64"], capture_output=True, text=True, env=cli_env, cwd=tmp_path,
+                         timeout=300)
+    assert inf.returncode == 0, inf.stderr[-3000:]
+    own = np.asarray(Image.open(alone / "generated" / "0001-seed1" / "grid.png"), np.float32)
+    levels = [np.asarray(Image.open(media / f"samples_cpu_S{k}.png"), np.float32) for k in (1, 2)]
+    same, other = (float(np.abs(own - g).mean()) for g in levels)
+    assert same < 2.0 and other > 3 * max(same, 0.5), (same, other)
+    bad = subprocess.run(argv[:2] + ["--preset", "Q"], capture_output=True, text=True, env=cli_env, timeout=60)
+    assert bad.returncode == 2 and "--preset: expected one of S, M, L" in bad.stderr
+    bad = subprocess.run(argv[:2] + ["--flags", "--max-steps 5"], capture_output=True, text=True, env=cli_env,
+                         timeout=60)
+    assert bad.returncode == 2 and "--flags: --max-steps cannot be given" in bad.stderr, bad.stderr
+    bad = subprocess.run(argv[:2] + ["--flags", "--hair blonde"], capture_output=True, text=True, env=cli_env,
+                         timeout=120)
+    assert bad.returncode == 2 and "--hair: not used by --train" in bad.stderr, bad.stderr
