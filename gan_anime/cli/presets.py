@@ -36,26 +36,52 @@ def _f(*pairs) -> Flags:
     return out
 
 
+def _merge(flags: Flags, more: Flags) -> Flags:
+    """``flags`` with each flag of ``more`` replaced in place (or appended when new)."""
+    out = list(flags)
+    for flag, values in more:
+        at = next((i for i, (f, _) in enumerate(out) if f == flag), None)
+        if at is None:
+            out.append((flag, values))
+        else:
+            out[at] = (flag, values)
+    return out
+
+
 # Base presets: (description, flags shared by the levels, epochs per level).
-_S = _f(("--image-size", 64), ("--width", 32), ("--batch-size", 32), ("--noise-vector", 100),
+# S was chosen by measurement (README, "Quality at a CPU budget"): batch 16 beat 32 at the same minutes
+# (twice the steps at the same images/s); its levels are sized to fit 10, 20 and 45 minutes with ~30 s to
+# start, on the slower of the 2-core AVX-512 EPYCs measured (625 steps of 16 images an epoch, 47-51 s).
+_S = _f(("--image-size", 64), ("--width", 32), ("--batch-size", 16), ("--noise-vector", 100),
         ("--faces-count", 10000))
+# The variants' presets keep the sizes they were measured with (batch 32; README, GAN variants).
+_S32 = _merge(_S, _f(("--batch-size", 32)))
 _M = _f(("--image-size", 64), ("--width", 64), ("--batch-size", 64), ("--noise-vector", 100),
         ("--faces-count", 30000))
 _L = _f(("--image-size", 128), ("--width", 64), ("--batch-size", 64), ("--noise-vector", 100),
         ("--faces-count", 30000))
 BASES: Dict[str, Tuple[str, Flags, Tuple[int, int, int]]] = {
-    "S": ("small, 2-core CPU: 64 px, width 32, batch 32, 10k faces", _S, (6, 16, 32)),
+    "S": ("small, 2-core CPU: 64 px, width 32, batch 16, 10k faces", _S, (11, 24, 53)),
     "M": ("medium, GPU: 64 px, width 64, batch 64, 30k faces", _M, (20, 40, 80)),
     "L": ("large, GPU: 128 px, width 64, batch 64, 30k faces", _L, (30, 60, 120)),
-    # Other GAN variants at the S sizes, for a 2-core CPU within S's time (see README, GAN variants).
-    "AC": ("acgan (hair/eye classifier heads), 2-core CPU: S sizes", _S + _f(("--gan", "acgan")), (6, 16, 32)),
-    "WG": ("wgan-gp (5 critic updates per step), 2-core CPU: S sizes", _S + _f(("--gan", "wgan-gp")), (6, 16, 32)),
-    "HG": ("hinge + spectral norm, 2-core CPU: S sizes", _S + _f(("--gan", "hinge")), (6, 16, 32)),
+    # Other GAN variants, for a 2-core CPU, at the sizes they were measured with (README, GAN variants).
+    "AC": ("acgan (hair/eye classifier heads), 2-core CPU: 64 px, width 32, batch 32, 10k faces",
+           _S32 + _f(("--gan", "acgan")), (6, 16, 32)),
+    "WG": ("wgan-gp (5 critic updates per step), 2-core CPU: 64 px, width 32, batch 32, 10k faces",
+           _S32 + _f(("--gan", "wgan-gp")), (6, 16, 32)),
+    "HG": ("hinge + spectral norm, 2-core CPU: 64 px, width 32, batch 32, 10k faces",
+           _S32 + _f(("--gan", "hinge")), (6, 16, 32)),
+}
+#: What a preset gave when it was measured (shown by TRAIN -h; README, "Quality at a CPU budget").
+EXPECTED: Dict[str, str] = {
+    "S,1": "expected FID ~108 (8.6 min of training on a 2-core AVX-512 EPYC)",
+    "S,2": "expected FID ~81 (18.8 min)",
+    "S,3": "expected FID ~66 (43.4 min)",
 }
 
 # Parts: name -> (description, {level: flags}).  One part per setting; D,* and LR all set the learning rate.
-# Decay steps count optimizer steps: an epoch of 10k faces at batch 32 is 312 steps (S,1: 1872, S,2: 4992,
-# S,3: 9984); the strengths below bite within S,1 and keep decaying through S,3.
+# Decay steps count optimizer steps: an epoch of 10k faces at batch 16 is 625 steps (S,1: 6,875, S,2: 15,000,
+# S,3: 33,125); the strengths below bite within S,1's first epochs.
 PARTS: Dict[str, Tuple[str, Dict[int, Flags]]] = {
     "D,E": ("exponential decay (initial_lr decay_steps base)", {
         1: _f(("--exponential-decay", (2e-4, 2000, 0.9))),
@@ -89,18 +115,6 @@ _SLOTS = {"lr": "learning rate (D,* or LR,*)", "E": "epochs (E,*)", "N": "noise 
 
 class PresetError(ValueError):
     """A wrong TRAIN argument; ``str(error)`` is one line."""
-
-
-def _merge(flags: Flags, more: Flags) -> Flags:
-    """``flags`` with each flag of ``more`` replaced in place (or appended when new)."""
-    out = list(flags)
-    for flag, values in more:
-        at = next((i for i, (f, _) in enumerate(out) if f == flag), None)
-        if at is None:
-            out.append((flag, values))
-        else:
-            out[at] = (flag, values)
-    return out
 
 
 def _split(token: str) -> Tuple[str, int]:
@@ -150,7 +164,8 @@ def all_presets() -> List[Tuple[str, str]]:
     """(preset, description) for every base preset and part, in table order."""
     rows = []
     for name, (desc, _, epochs) in BASES.items():
-        rows += [(f"{name},{k}", f"{desc}, {epochs[k - 1]} epochs") for k in LEVELS]
+        rows += [(f"{name},{k}", f"{desc}, {epochs[k - 1]} epochs"
+                  + (f"; {EXPECTED[f'{name},{k}']}" if f"{name},{k}" in EXPECTED else "")) for k in LEVELS]
     for name, (desc, levels) in PARTS.items():
         for k in LEVELS:
             shown = [" ".join(v) for f, v in levels[k] if f != "--constant-decay"]
