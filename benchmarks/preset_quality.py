@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     from gan_anime.images import save_png
     from gan_anime.metrics.evaluate import evaluate
     from gan_anime.training.hooks import Hook
-    from sweep import heldout_faces
+    from sweep import copy_checkpoint, heldout_faces
 
     cfg = configs[-1].replace(run_dir=os.path.join(out, f"{args.preset}{presets.LEVELS[-1]}"))
     levels_dir = os.path.join(out, "levels")      # each level's checkpoint, out of reach of the run's rotation
@@ -151,11 +151,8 @@ def main(argv=None) -> int:
             seconds = self.before + time.time() - self.start
             times["checkpoints"][str(step)] = seconds
             if step % self.spe == 0 and step // self.spe in level_epochs:
-                for f in glob.glob(glob.escape(path) + ".*"):
-                    shutil.copy2(f, levels_dir)
                 times["levels"][str(step // self.spe)] = {"step": step, "seconds": seconds,
-                                                          "checkpoint": os.path.join(levels_dir,
-                                                                                     os.path.basename(path))}
+                                                          "checkpoint": copy_checkpoint(path, levels_dir)}
             write_text(times_path, json.dumps(times))
 
     if str(cfg.epochs) not in times["levels"]:

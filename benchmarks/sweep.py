@@ -64,6 +64,15 @@ CONFIGS = {
 HELDOUT_SEED = 1   # the training faces are rendered with seed 0 (gan_anime.data.FACES_SEED)
 
 
+def copy_checkpoint(path: str, folder: str) -> str:
+    """A copy of checkpoint ``path`` (its .index and data files) in ``folder``, out of reach of the run's own
+    rotation; returns the copy's path."""
+    os.makedirs(folder, exist_ok=True)
+    for f in glob.glob(glob.escape(path) + ".*"):
+        shutil.copy2(f, folder)
+    return os.path.join(folder, os.path.basename(path))
+
+
 def heldout_faces(count: int, size: int, cache_dir=None):
     """``count`` built-in faces rendered with HELDOUT_SEED (never trained on), tagged, as an ImageSet."""
     from gan_anime.data import faces
@@ -107,12 +116,7 @@ def run_one(spec: dict) -> dict:
                 self.kept.append({"minutes": elapsed, "step": event.step, "checkpoint": keep(self.trainer.save())})
 
     def keep(path: str) -> str:
-        """A copy of checkpoint ``path`` outside checkpoints/, where the run's own rotation cannot delete it."""
-        folder = os.path.join(spec["out"], spec["name"], "sweep_points")
-        os.makedirs(folder, exist_ok=True)
-        for f in glob.glob(glob.escape(path) + ".*"):
-            shutil.copy2(f, folder)
-        return os.path.join(folder, os.path.basename(path))
+        return copy_checkpoint(path, os.path.join(spec["out"], spec["name"], "sweep_points"))
 
     _, gan, fields = CONFIGS[spec["name"]]
     cfg = Config.for_gan(gan, **{**BASE, **spec["base"], **fields}, epochs=100000, max_minutes=spec["minutes"],

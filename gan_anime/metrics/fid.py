@@ -81,6 +81,10 @@ def kid_from_features(a: np.ndarray, b: np.ndarray, subsets: int = 100, subset_s
     return float(values.mean()), float(values.std())
 
 
+#: Nearest neighbours that set a feature vector's radius in precision/recall (the paper's k).
+PR_K = 3
+
+
 def _sq_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances [len(x), len(y)] (float32, clipped at 0 against round-off)."""
     d = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * (x @ y.T)
@@ -104,7 +108,7 @@ def _inside(points: np.ndarray, centres: np.ndarray, radii: np.ndarray, chunk: i
     return out
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3, max_vectors: int = 5000,
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_K, max_vectors: int = 5000,
                      seed: int = 0, chunk: int = 1000, balance: bool = True) -> dict:
     """{"precision", "recall"} of ``fake`` against ``real`` feature vectors (k-NN manifolds).
 
@@ -144,7 +148,7 @@ def compare_features(a: np.ndarray, b: np.ndarray, kid_subsets: int = 100, kid_s
     from threadpoolctl import threadpool_limits
     with threadpool_limits(limits=1, user_api="blas"):
         kid, kid_std = kid_from_features(a, b, kid_subsets, kid_subset_size)
-        enough = min(len(a), len(b)) > 3
+        enough = min(len(a), len(b)) > PR_K
         pr = precision_recall(a, b) if enough else {"precision": None, "recall": None}
         return {"fid": fid_from_features(a, b), "kid": kid, "kid_std": kid_std, **pr}
 
