@@ -19,6 +19,11 @@ CONFIG_VERSION = 1
 IMAGE_SIZES = (16, 32, 64, 128)
 SCHEDULE_KINDS = ("constant", "exponential", "polynomial", "piecewise")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+#: Arithmetic of the networks (variables stay float32 either way, so checkpoints move between them):
+#:   float32;  bfloat16: Keras's mixed_bfloat16, convolutions and matmuls in bfloat16 (CPUs with
+#:   AVX512_BF16 or AMX run them ~1.9x as fast; GPUs and TPUs too), losses and statistics in float32;
+#:   auto: bfloat16 on a CPU that computes it natively, float32 elsewhere (gan_anime.hardware).
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 #: Config fields that define the networks' shapes: a resumed run may not change them.
 ARCHITECTURE_FIELDS = (
@@ -102,8 +107,10 @@ class Config:
     checkpoint_every: int = 500             # steps; 0: only at epoch ends
     keep_checkpoints: int = 3
     log_every: int = 10
+    readback_every: int = 1                 # steps between reading the losses back (and checking them for NaN)
     strategy: str = "auto"
     jit_compile: bool = False
+    precision: str = "auto"                 # one of PRECISIONS
     deterministic: bool = False
     max_steps: int = 0                      # stop after this many steps in total (0: no limit)
     max_minutes: float = 0.0                # stop after this many minutes of training in this call (0: no limit)
@@ -208,7 +215,7 @@ def validate(cfg: Config) -> Config:
     if cfg.image_size not in IMAGE_SIZES:
         raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {cfg.image_size!r}")
     for name in ("noise_dim", "g_width", "d_width", "epochs", "batch_size", "faces_count",
-                 "samples_per_grid", "keep_checkpoints", "log_every", "r1_every", "n_critic"):
+                 "samples_per_grid", "keep_checkpoints", "log_every", "readback_every", "r1_every", "n_critic"):
         _positive_int(name, getattr(cfg, name))
     if not isinstance(cfg.fid_samples, int) or cfg.fid_samples < 2:
         raise ValueError(f"fid_samples must be an integer >= 2, got {cfg.fid_samples!r}")
@@ -219,6 +226,8 @@ def validate(cfg: Config) -> Config:
         raise ValueError(f"upsample must be 'transpose' or 'nearest', got {cfg.upsample!r}")
     if cfg.d_norm not in ("batch", "none"):
         raise ValueError(f"d_norm must be 'batch' or 'none', got {cfg.d_norm!r}")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {cfg.strategy!r}")
     if not 0.0 <= cfg.beta1 < 1.0 or not 0.0 <= cfg.beta2 < 1.0:

@@ -282,8 +282,12 @@ class GanRun:
 
 
 def build_generator(cfg: Config):
-    """An EMA-or-plain generator with its variables created (restore fills them in)."""
-    generator, _ = build_models(cfg)
+    """An EMA-or-plain generator with its variables created (restore fills them in).
+
+    Always float32, whatever precision the run trained in (its variables are float32 either way):
+    a seed gives the same face on every machine, with or without native bfloat16.
+    """
+    generator, _ = build_models(cfg.replace(precision="float32"))
     generator(*generator_tensors(cfg, 1, 0))
     return generator
 

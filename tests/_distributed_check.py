@@ -57,8 +57,11 @@ def main(run_root: str, case: str) -> None:
     data = ImageSet(images=rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8),
                     hair=rng.integers(0, 3, n).astype(np.int32) if tagged else None,
                     eye=rng.integers(0, 2, n).astype(np.int32) if tagged else None)
+    # float32: bfloat16 rounds differently when a batch is split in two (4e-4 apart after 4 steps here), and
+    # this check is about the distribution arithmetic (loss scale, gradient sums), not about the precision.
     base = Config.for_gan(gan, image_size=16, g_width=8, d_width=8, noise_dim=8, batch_size=16, epochs=2,
-                          max_steps=4 if gan != "wgan-gp" else 2, checkpoint_every=0, **fields)
+                          max_steps=4 if gan != "wgan-gp" else 2, checkpoint_every=0, precision="float32",
+                          **fields)
     worst = 0.0
     for optimizer in ("adam", "sgd"):
         one = Trainer(base.replace(run_dir=f"{run_root}/{optimizer}-one"), tf.distribute.OneDeviceStrategy("/cpu:0"))

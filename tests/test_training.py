@@ -130,18 +130,41 @@ def test_epoch_end_writes_samples(tmp_path, image_dir):
     assert sorted(os.listdir(tmp_path / "r" / "samples" / "epoch_0001")) == ["000.png", "001.png"]
 
 
-def test_non_finite_loss_rolls_back(tmp_path, image_dir):
-    cfg, data = None, None
-    data, cfg = prepare_run(tiny(tmp_path / "r", image_dir, max_steps=2))
+@pytest.mark.parametrize("readback_every", [1, 4])
+def test_non_finite_loss_rolls_back(tmp_path, image_dir, readback_every):
+    """With readback_every 4, steps 3-5 run before the epoch's end reads them back: the NaN of step 3
+    is still caught, named, and never saved."""
+    data, cfg = prepare_run(tiny(tmp_path / "r", image_dir, max_steps=2, readback_every=readback_every))
     trainer = Trainer(cfg)
     trainer.fit(data)                      # checkpoint at step 2
     saved = [w.numpy().copy() for w in trainer.G.trainable_weights]
     trainer.G.trainable_weights[0].assign(trainer.G.trainable_weights[0] * np.nan)
     trainer.cfg = cfg.replace(max_steps=5)
-    with pytest.raises(NonFiniteLossError, match="rolled back"):
+    with pytest.raises(NonFiniteLossError, match="non-finite at step 3 .*rolled back to .*ckpt-2"):
         trainer.fit(data)
+    assert trainer.manager.latest_checkpoint.endswith("ckpt-2")
     for a, w in zip(saved, trainer.G.trainable_weights):
         np.testing.assert_array_equal(a, w.numpy())
+
+
+def _csv_rows(run_dir):
+    import csv
+    with open(os.path.join(run_dir, "logs", "losses.csv"), newline="") as f:
+        return [{k: v for k, v in row.items() if k != "images_per_s"} for row in csv.DictReader(f)]
+
+
+def test_reading_back_every_k_steps_trains_and_logs_the_same(tmp_path, image_dir):
+    """readback_every only changes when the loop reads: the same weights, and a row for every step."""
+    runs = {}
+    for k in (1, 3):
+        cfg = tiny(tmp_path / f"k{k}", image_dir, epochs=2, readback_every=k, checkpoint_every=4)
+        result = gan_anime.train(cfg)
+        assert result.step == 10 and result.status == "finished"
+        run = gan_anime.load(cfg.run_dir)
+        runs[k] = (run.generate(4, seed=1), _csv_rows(cfg.run_dir))
+    np.testing.assert_array_equal(runs[1][0], runs[3][0])
+    assert [int(r["step"]) for r in runs[3][1]] == list(range(1, 11))
+    assert runs[1][1] == runs[3][1]
 
 
 SIGNAL_SCRIPT = """

@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from absl import flags
 
-from gan_anime.config import IMAGE_SIZES, STRATEGIES, Config, Schedule
+from gan_anime.config import IMAGE_SIZES, PRECISIONS, STRATEGIES, Config, Schedule
 from gan_anime.data.policies import POLICY_NAMES
 from gan_anime.variants import VARIANTS
 
@@ -30,8 +30,8 @@ FLAGS = flags.FLAGS
 PROG = "gan-anime"
 _D = Config()   # defaults shown in the help come from the one typed config
 
-#: Routines: exactly one per call.  Later routines (evaluate, benchmark) are added here the same way.
-ROUTINES = ("train", "load", "inference", "media", "evaluate")
+#: Routines: exactly one per call.
+ROUTINES = ("train", "load", "inference", "media", "evaluate", "benchmark")
 
 # ---------------------------------------------------------------------------------------- routines
 flags.DEFINE_boolean("train", False, "Routine: train a new run.")
@@ -117,9 +117,17 @@ flags.DEFINE_integer("checkpoint_every", None, f"Steps between checkpoints insid
                      f"(default {_D.checkpoint_every}; 0: only at epoch ends).", lower_bound=0)
 flags.DEFINE_integer("log_every", None, f"Steps between progress lines (default {_D.log_every}).",
                      lower_bound=1)
+flags.DEFINE_integer("readback_every", None, f"Steps between reading the losses back from the device "
+                     f"(default {_D.readback_every}: every step).  The loop checks every step for NaN and logs "
+                     "every step either way, in bursts; more lets a GPU run ahead of Python.  Checkpoints, "
+                     "stops and epoch ends always read back first.", lower_bound=1)
 flags.DEFINE_enum("strategy", None, list(STRATEGIES), "tf.distribute strategy (default auto: several "
                   "workers when TF_CONFIG names a cluster, all GPUs when there are several, else one device).")
 flags.DEFINE_boolean("xla", False, "Compile the train step with XLA (jit_compile).")
+flags.DEFINE_enum("precision", None, list(PRECISIONS), f"Arithmetic of the networks (default {_D.precision}: "
+                  "bfloat16 on a CPU with AVX512_BF16 or AMX, float32 elsewhere).  bfloat16 runs convolutions and "
+                  "matmuls in bfloat16 (Keras mixed_bfloat16; variables, losses and outputs stay float32, so "
+                  "checkpoints move between the two, and generating is float32 either way).")
 flags.DEFINE_boolean("deterministic", False, "Deterministic TensorFlow ops (slower; bit-exact reruns).")
 
 # -------------------------------------------------------------------------------------- inference
@@ -153,6 +161,13 @@ flags.DEFINE_integer("fid_every", None, "During training: FID of --fid-samples g
 flags.DEFINE_integer("fid_samples", None, "Generated faces per FID during training (--fid-every) "
                      "(default 1000).", lower_bound=2)
 flags.DEFINE_string("media_dir", "media", "Where --media writes model_summary.txt and images.png.")
+
+# ------------------------------------------------------------------------------------------ speed
+flags.DEFINE_boolean("benchmark", False, "Routine: train --steps timed steps of a --gan model (--image-size, "
+                     "--width, --batch-size) on random images and print one JSON line: training and input-pipeline "
+                     "images/s, FLOPs per training image, achieved and matmul GFLOP/s, peak memory.")
+flags.DEFINE_integer("steps", None, "With --benchmark: timed training steps after the warm-up (default 40).",
+                     lower_bound=1)
 
 
 def our_flag_names() -> List[str]:

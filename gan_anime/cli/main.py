@@ -10,6 +10,8 @@ Routines (exactly one):
   --media       write media/model_summary.txt and media/images.png
   --evaluate    FID/KID (+ tag accuracy) of the latest run (or --run-dir) against its training images,
                 one JSON line, appended to <run>/logs/metrics.jsonl; --compare DIR_A DIR_B: two folders
+  --benchmark   training speed of a --gan model on random images against this machine's matmul rate,
+                one JSON line (images/s, FLOPs per image, GFLOP/s, peak memory)
 
 Learning rate (at most one of these; default: a fixed 2e-4 for both networks):
   --learning-rate A[,B]                                   fixed; B = discriminator's
@@ -29,6 +31,7 @@ Examples:
   python -m gan_anime --inference --inference-count 8 --hair blue --eye red
   python -m gan_anime --inference --mode change-hair --seed 3
   python -m gan_anime --inference --interpolate 5 --frames 24 --seed 10
+  python -m gan_anime --benchmark --width 64 --batch-size 64 --steps 40
 
 Mistakes exit 2 with one line 'gan-anime: error: --flag: what is expected'; a stop by Ctrl-C or
 SIGTERM saves a checkpoint and exits 130 (Ctrl-C) or 143 (SIGTERM); losses that became NaN exit 1.
@@ -61,12 +64,15 @@ _LOCATE = {"run_dir", "runs_root", "name"}
 _ARCHITECTURE = {"image_size", "noise_vector", "width", "d_norm"}
 _INFERENCE_ONLY = {"inference_count", "hair", "eye", "interpolate", "frames", "mode"}
 LOAD_FLAGS = _LOCATE | {"gan", "epochs", "generate_per_epoch", "augment", "max_steps", "max_minutes",
-                        "checkpoint_every", "log_every", "strategy", "xla", "deterministic", "cache_dir",
-                        "generate_after", "fid_every", "fid_samples", "fid_weights"}
+                        "checkpoint_every", "log_every", "readback_every", "strategy", "xla", "precision",
+                        "deterministic",
+                        "cache_dir", "generate_after", "fid_every", "fid_samples", "fid_weights"}
 INFERENCE_FLAGS = _LOCATE | _INFERENCE_ONLY | {"seed", "checkpoint"}
 MEDIA_FLAGS = {"media_dir"}
 _EVALUATE_ONLY = {"compare", "num_samples"}
 EVALUATE_FLAGS = _LOCATE | _EVALUATE_ONLY | {"batch_size", "fid_weights", "cache_dir", "checkpoint"}
+BENCHMARK_FLAGS = {"gan", "image_size", "width", "batch_size", "steps", "xla", "precision", "noise_vector", "d_norm",
+                   "r1_gamma", "n_critic", "gp_weight", "diffaugment", "readback_every"}
 #: Config fields named by validate() -> the flag that sets them.
 _FIELD_FLAGS = {"noise_dim": "noise_vector", "g_width": "width", "d_width": "width", "jit_compile": "xla",
                 "gan": "gan"}
@@ -74,8 +80,9 @@ _FIELD_FLAGS = {"noise_dim": "noise_vector", "g_width": "width", "d_width": "wid
 
 def _allowed(routine: str) -> set:
     ours = set(cli_flags.our_flag_names()) - set(ROUTINES)
-    return {"train": ours - _INFERENCE_ONLY - _EVALUATE_ONLY - {"media_dir", "checkpoint"}, "load": LOAD_FLAGS,
-            "inference": INFERENCE_FLAGS, "media": MEDIA_FLAGS, "evaluate": EVALUATE_FLAGS}[routine]
+    return {"train": ours - _INFERENCE_ONLY - _EVALUATE_ONLY - {"media_dir", "checkpoint", "steps"},
+            "load": LOAD_FLAGS, "inference": INFERENCE_FLAGS, "media": MEDIA_FLAGS, "evaluate": EVALUATE_FLAGS,
+            "benchmark": BENCHMARK_FLAGS}[routine]
 
 
 def _routine() -> str:
@@ -181,8 +188,10 @@ def train_config() -> Config:
         cache_dir=absolute(FLAGS.cache_dir), augment=FLAGS.augment, image_size=FLAGS.image_size,
         noise_dim=FLAGS.noise_vector, g_width=width, d_width=width, epochs=FLAGS.epochs,
         batch_size=FLAGS.batch_size, seed=FLAGS.seed, generate_per_epoch=FLAGS.generate_per_epoch,
-        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every, strategy=FLAGS.strategy,
-        jit_compile=FLAGS.xla, deterministic=FLAGS.deterministic, max_steps=FLAGS.max_steps,
+        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every, readback_every=FLAGS.readback_every,
+        strategy=FLAGS.strategy,
+        jit_compile=FLAGS.xla, precision=FLAGS.precision, deterministic=FLAGS.deterministic,
+        max_steps=FLAGS.max_steps,
         max_minutes=FLAGS.max_minutes,
         g_schedule=schedules and schedules[0], d_schedule=schedules and schedules[1],
         d_norm=FLAGS.d_norm, r1_gamma=FLAGS.r1_gamma, fid_every=FLAGS.fid_every, fid_samples=FLAGS.fid_samples,
@@ -228,7 +237,9 @@ def load_config(run_dir: str) -> Config:
                    max_minutes=FLAGS.max_minutes or 0.0)
     for flag, field in (("generate_per_epoch", "generate_per_epoch"), ("augment", "augment"),
                         ("checkpoint_every", "checkpoint_every"), ("log_every", "log_every"),
-                        ("strategy", "strategy"), ("xla", "jit_compile"), ("deterministic", "deterministic"),
+                        ("readback_every", "readback_every"),
+                        ("strategy", "strategy"), ("xla", "jit_compile"), ("precision", "precision"),
+                        ("deterministic", "deterministic"),
                         ("fid_every", "fid_every"), ("fid_samples", "fid_samples")):
         if present(flag):
             changes[field] = getattr(FLAGS, flag)
@@ -404,8 +415,23 @@ def routine_evaluate() -> int:
     return 0
 
 
+def routine_benchmark() -> int:
+    import json
+    from gan_anime.benchmark import benchmark, benchmark_config
+    fields = {"noise_vector": "noise_dim", "d_norm": "d_norm", "r1_gamma": "r1_gamma", "n_critic": "n_critic",
+              "gp_weight": "gp_weight", "diffaugment": "diffaugment", "precision": "precision",
+              "readback_every": "readback_every"}
+    options = dict(gan=FLAGS.gan or "dcgan", image_size=FLAGS.image_size or 64, width=FLAGS.width,
+                   batch_size=FLAGS.batch_size, jit_compile=FLAGS.xla,
+                   **{field: getattr(FLAGS, name) for name, field in fields.items() if present(name)})
+    _validated(benchmark_config(run_dir="unused", **options))   # one line naming the flag, before TensorFlow works
+    result = benchmark(steps=FLAGS.steps or 40, **options)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
 ROUTINE_FUNCTIONS = {"train": routine_train, "load": routine_load, "inference": routine_inference,
-                     "media": routine_media, "evaluate": routine_evaluate}
+                     "media": routine_media, "evaluate": routine_evaluate, "benchmark": routine_benchmark}
 
 
 def _one_line(error: BaseException) -> str:

@@ -72,6 +72,9 @@ class Trainer:
             self.G, self.D = build_models(cfg)
             self.G_ema = build_models(cfg)[0] if cfg.ema_decay > 0 else None
             self._build_variables()
+            # Per training step, for the log (D's optimizer counts n_critic updates per step).
+            self._schedules = (build_schedule(cfg.g_schedule, "generator schedule"),
+                               build_schedule(cfg.d_schedule, "discriminator schedule"))
             self.g_opt = keras.optimizers.Adam(build_schedule(cfg.g_schedule, "generator schedule"),
                                                beta_1=cfg.beta1, beta_2=cfg.beta2)
             # n_critic D updates per step: D's schedule still counts steps (see gan_anime.variants).
@@ -170,6 +173,11 @@ class Trainer:
     def learning_rates(self):
         return _current_lr(self.g_opt), _current_lr(self.d_opt)
 
+    def learning_rates_at(self, step: int):
+        """(generator, discriminator) learning rates after ``step`` steps, from the schedules (the same
+        values :meth:`learning_rates` reads from the optimizers then, without waiting for them)."""
+        return tuple(_value_at(lr, step) for lr in self._schedules)
+
     def sample_grid(self, path: str) -> str:
         """A grid from the fixed sample noise (seeded by the run seed), so epochs are comparable.
         Call after :meth:`save` (which refreshes the averaged generator's statistics)."""
@@ -197,7 +205,6 @@ class Trainer:
         if progress not in PROGRESS_MODES:
             raise ValueError(f"progress must be one of {', '.join(PROGRESS_MODES)}, got {progress!r}")
         spe = self.steps_per_epoch(len(data))
-        images_per_step = cfg.batch_size * cfg.n_critic   # each critic update takes a batch of its own
         # Other workers train and checkpoint in lockstep with the chief but report nothing.
         hook = HookList(default_hooks(hooks, progress) if self.chief else [])
         start_time, start_step = time.time(), int(c.step)
@@ -212,21 +219,17 @@ class Trainer:
         hook.begin(RunInfo(cfg, self, spe, start_step))
         try:
             batches = self._batches(data, start=int(c.epoch) * spe + int(c.step_in_epoch), end=cfg.epochs * spe)
+            step = start_step   # the host's count: reading c.step would wait for the step that updates it
             while int(c.epoch) < cfg.epochs:
                 epoch, first = int(c.epoch), int(c.step_in_epoch)
-                for _ in range(spe - first):
-                    stats = {k: float(v) for k, v in self.train_step(int(c.step))(next(batches)).items()}
-                    step, in_epoch = int(c.step), int(c.step_in_epoch)
-                    if not all(math.isfinite(v) for v in stats.values()):
-                        restored = self._roll_back()
-                        raise NonFiniteLossError(
-                            f"losses became non-finite at step {step} ({stats}); rolled back to {restored}. "
-                            f"Try a lower learning rate.")
-                    lr_g, lr_d = self.learning_rates()
-                    rate = (step - start_step) * images_per_step / max(time.time() - start_time, 1e-9)
-                    last = {**stats, "lr_g": lr_g, "lr_d": lr_d, "images_per_s": rate}
-                    hook.step_end(StepEnd(step, epoch, in_epoch, last, step_keys=frozenset(last),
-                                          log_step=step % cfg.log_every == 0 or in_epoch == spe))
+                pending = []    # (step, step in epoch, the step's statistics as tensors), not read back yet
+                for in_epoch in range(first + 1, spe + 1):
+                    pending.append((step + 1, in_epoch, self.train_step(step)(next(batches))))
+                    step += 1
+                    if not self._read_back_now(step, in_epoch, spe, len(pending)):
+                        continue
+                    last, rate = self._read_back(pending, epoch, spe, hook, start_time, start_step)
+                    pending = []
                     if cfg.max_steps and step >= cfg.max_steps:
                         status = "max_steps"
                     elif cfg.max_minutes and time.time() - start_time >= 60.0 * cfg.max_minutes:
@@ -250,6 +253,34 @@ class Trainer:
             return result
         finally:
             hook.end(result)   # also on errors: close the TensorBoard writer and the progress bar
+
+    def _read_back_now(self, step: int, in_epoch: int, spe: int, pending: int) -> bool:
+        """Whether the loop reads the statistics back after global step ``step``: every
+        ``cfg.readback_every`` steps, and always where it may stop or checkpoint (an epoch's end,
+        ``max_steps``, ``checkpoint_every``), so nothing is saved before its steps were checked."""
+        cfg = self.cfg
+        return (pending >= cfg.readback_every or in_epoch == spe or bool(cfg.max_steps and step >= cfg.max_steps)
+                or bool(cfg.checkpoint_every and step % cfg.checkpoint_every == 0))
+
+    def _read_back(self, pending, epoch: int, spe: int, hook: Hook, start_time: float, start_step: int):
+        """The statistics of the ``pending`` steps as floats, each checked and reported to the hooks in
+        order.  A non-finite value rolls the run back to its latest checkpoint (written after every
+        step before it was checked) and raises :class:`NonFiniteLossError` naming the step.
+        Returns (the last step's logs, images/s so far)."""
+        cfg = self.cfg
+        elapsed = max(time.time() - start_time, 1e-9)
+        for step, in_epoch, tensors in pending:
+            stats = {k: float(v) for k, v in tensors.items()}
+            if not all(math.isfinite(v) for v in stats.values()):
+                restored = self._roll_back()
+                raise NonFiniteLossError(f"losses became non-finite at step {step} ({stats}); rolled back to "
+                                         f"{restored}. Try a lower learning rate.")
+            lr_g, lr_d = self.learning_rates_at(step)
+            rate = (step - start_step) * cfg.batch_size * cfg.n_critic / elapsed
+            last = {**stats, "lr_g": lr_g, "lr_d": lr_d, "images_per_s": rate}
+            hook.step_end(StepEnd(step, epoch, in_epoch, last, step_keys=frozenset(last),
+                                  log_step=step % cfg.log_every == 0 or in_epoch == spe))
+        return last, rate
 
     def _batches(self, data: ImageSet, start: int, end: int):
         """One iterator over the run's steps [start, end), across epochs (see gan_anime.data.pipeline).
@@ -275,6 +306,11 @@ class Trainer:
         if path:
             self.checkpoint.restore(path)
         return path
+
+
+def _value_at(lr, step: int) -> float:
+    """A learning rate (a float or a Keras schedule) at ``step``."""
+    return float(keras.ops.convert_to_numpy(lr(step))) if callable(lr) else float(lr)
 
 
 def _current_lr(optimizer) -> float:
@@ -332,8 +368,9 @@ def train(cfg: Config, resume: bool = False, strategy: Optional[tf.distribute.St
     if trainer.chief:
         os.makedirs(cfg.run_dir, exist_ok=True)
         cfg.save(os.path.join(cfg.run_dir, "config.json"))
-    logging.info("training %s on %d images (%s), %d step(s) per epoch, global batch %d on %d replica(s)",
+    from gan_anime.hardware import resolve_precision
+    logging.info("training %s on %d images (%s), %d step(s) per epoch, global batch %d on %d replica(s), %s",
                  cfg.gan, len(data), data.source, trainer.steps_per_epoch(len(data)), cfg.batch_size,
-                 trainer.replicas)
+                 trainer.replicas, resolve_precision(cfg.precision))
     with StopSignal() as stop:
         return trainer.fit(data, stop, hooks, progress)
