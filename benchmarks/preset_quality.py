@@ -1,6 +1,7 @@
 """What a base preset's three levels give: one run of level 3, measured at the ends of levels 1, 2 and 3.
 
     python benchmarks/preset_quality.py --preset S --samples 2000 --heldout 2000 --out runs/presets-S --media media
+    python benchmarks/preset_quality.py --preset S --out runs/presets-S-bf16 --before runs/presets-S="float32"
     python benchmarks/preset_quality.py --preset S --data-dir runs/otherstyle --heldout-dir runs/otherstyle-heldout \\
         --out runs/presets-S-otherstyle
 
@@ -13,8 +14,9 @@ precision and recall of ``--samples`` generated faces against ``--heldout`` buil
 another seed (never trained on) or against the images of ``--heldout-dir``, tag accuracy on conditional
 runs, and a grid of 64 faces drawn with seed 1 (``--media``: also copied there as
 ``samples_cpu_<preset><k>.png``, with the plot).  Writes ``results.json``, ``table.md`` and
-``fid_vs_minutes_<preset>.png`` into ``--out``, with ``times.json`` (training seconds at each checkpoint)
-and ``levels/`` (the checkpoint that ends each level, copied out of the run's rotation).  Running the
+``fid_vs_minutes_<preset>.png`` (the levels of each ``--before`` folder as lines of their own) into
+``--out``, with ``times.json`` (training seconds at each checkpoint) and ``levels/`` (the checkpoint
+that ends each level, copied out of the run's rotation).  Running the
 same command again resumes a stopped run and reuses the levels already measured (same step, samples and
 reference).  Not a test: the times depend on the machine.
 """
@@ -89,6 +91,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="output folder (runs/presets-<preset>)")
     p.add_argument("--media", help="also copy each level's grid here as samples_cpu_<preset><k>.png")
     p.add_argument("--cache-dir", default=None)
+    p.add_argument("--label", default=None, help="the plot's name for this run's line (TRAIN <preset>,1 / ,2 / ,3)")
+    p.add_argument("--before", action="append", default=[], metavar="DIR=LABEL",
+                   help="also plot the levels another --out measured (its results.json), named LABEL; repeatable")
     p.add_argument("--flags", default="", help="more ENTRY flags for the run, after the preset's (they win), "
                    "e.g. '--image-size 32 --width 16'; the levels still differ only in epochs")
     args = p.parse_args(argv)
@@ -101,6 +106,13 @@ def main(argv=None) -> int:
     for flag, folder in (("--data-dir", args.data_dir), ("--heldout-dir", args.heldout_dir)):
         if folder and not os.path.isdir(folder):
             p.error(f"{flag}: {folder} is not a folder")
+    before = []
+    for spec in args.before:
+        folder, _, label = spec.partition("=")
+        path = os.path.join(folder, "results.json")
+        if not os.path.isfile(path):
+            p.error(f"--before: {path} does not exist (expected the --out of an earlier run of this command)")
+        before.append({"name": label or folder, "curve": _read_json(path, [])})
     if args.heldout_dir and "--tags" in args.flags:
         p.error("--heldout-dir: its images have no tags for a conditional run; leave it out to measure against "
                 "the training images")
@@ -194,7 +206,8 @@ def main(argv=None) -> int:
         done = {x["preset"] for x in rows}
         write_text(results_path, json.dumps(rows + [r for r in measured.values() if r["preset"] not in done], indent=1))
     from sweep import plot_curves
-    png = plot_curves([{"name": f"TRAIN {args.preset},1 / ,2 / ,3 (one run)", "curve": rows}],
+    label = args.label or f"TRAIN {args.preset},1 / ,2 / ,3 (one run)"
+    png = plot_curves([{"name": label, "curve": rows}] + before,
                       os.path.join(out, f"fid_vs_minutes_{args.preset}.png"),
                       title=f"FID at the end of each {args.preset} level against minutes of training")
     if args.media:

@@ -10,7 +10,8 @@ Prints one JSON line: images/s of the loop of TensorFlow's DCGAN tutorial
 penalty, no checkpoint, no log).  ``--arch``:
 
 * ``gan_anime``: gan_anime's own generator and discriminator at the given size and width (the same
-  networks as ``ENTRY --benchmark``, so the two rates compare loops, not architectures);
+  networks as ``ENTRY --benchmark``, so the two rates compare loops, not architectures), in float32
+  as the tutorial computes;
 * ``tutorial``: the tutorial's networks scaled to the image size: G a dense 4x4 seed of 8 x width
   channels and 5x5 stride-2 transposed convs (batch norm, LeakyReLU), D 5x5 stride-2 convs
   (LeakyReLU, dropout 0.3) and a dense logit.
@@ -71,8 +72,9 @@ def measure(arch: str, image_size: int, width: int, batch: int, steps: int, warm
     else:
         from gan_anime.config import Config
         from gan_anime.models import build_models
+        # float32, as the tutorial: not gan_anime's precision "auto", which is bfloat16 on some CPUs.
         generator, discriminator = build_models(Config(image_size=image_size, g_width=width, d_width=width,
-                                                       noise_dim=noise_dim, conditional=False))
+                                                       noise_dim=noise_dim, conditional=False, precision="float32"))
         generator(tf.zeros([batch, noise_dim]))
         discriminator(tf.zeros([batch, image_size, image_size, 3]))
 
@@ -112,7 +114,7 @@ def measure(arch: str, image_size: int, width: int, batch: int, steps: int, warm
     flops = graph_flops(train_step.get_concrete_function(next(it))) / batch
     rate = statistics.median(rates)
     return {"benchmark": "reference_loop", "arch": arch, "image_size": image_size, "width": width,
-            "batch_size": batch, "steps": steps, "onednn": onednn_enabled(),
+            "batch_size": batch, "steps": steps, "precision": generator.compute_dtype, "onednn": onednn_enabled(),
             "onednn_env": ENV_AT_START,
             "train_images_per_s": round(rate, 2), "train_images_per_s_windows": [round(r, 1) for r in rates],
             "flops_per_image": round(flops), "achieved_gflops": round(flops * rate / 1e9, 2),

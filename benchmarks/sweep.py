@@ -37,7 +37,7 @@ import time
 BASE = dict(image_size=64, g_width=32, d_width=32, batch_size=16, noise_dim=100, faces_count=10000)
 #: name -> (what it tests, gan variant, Config fields changed from the variant's defaults at BASE).
 CONFIGS = {
-    "baseline": ("the default: dcgan, batch 16, lazy R1 (gamma 1, every 4), EMA 0.999", "dcgan", {}),
+    "baseline": ("the default: dcgan, batch 16, lazy R1 (gamma 1, every 4), EMA 0.999, precision auto", "dcgan", {}),
     "nearest": ("resize-then-convolve upsampling (Odena et al. 2016, checkerboard artifacts)", "dcgan",
                 {"upsample": "nearest"}),
     "r1-0.1": ("R1 gamma 0.1", "dcgan", {"r1_gamma": 0.1}),
@@ -55,6 +55,10 @@ CONFIGS = {
     "width-48": ("width 48", "dcgan", {"g_width": 48, "d_width": 48}),
     "xla": ("the baseline compiled with XLA (jit_compile): more steps in the same minutes", "dcgan",
             {"jit_compile": True}),
+    "bfloat16": ("mixed bfloat16 arithmetic (precision bfloat16): ~1.3x the steps on a CPU with AVX512_BF16",
+                 "dcgan", {"precision": "bfloat16"}),
+    "float32": ("float32 arithmetic (the default before bfloat16 where the CPU has it)", "dcgan",
+                {"precision": "float32"}),
     "diffaugment": ("DiffAugment color,translation,cutout (Zhao et al. 2020)", "dcgan",
                     {"diffaugment": "color,translation,cutout"}),
     "acgan": ("ACGAN classifier heads", "acgan", {}),

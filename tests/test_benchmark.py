@@ -124,6 +124,7 @@ def test_reference_loop_runs_with_onednn_on_and_off():
     off = reference_loop.run("tutorial", 16, 8, 8, 4, onednn="off")
     assert (on["onednn"], off["onednn"]) == (True, False)   # the setting reached TensorFlow
     assert (on["onednn_env"], off["onednn_env"]) == ("1", "0")
+    assert on["precision"] == off["precision"] == "float32"   # the tutorial's arithmetic on every CPU
     assert on["train_images_per_s"] > 0 and off["train_images_per_s"] > 0
     assert on["flops_per_image"] != off["flops_per_image"]  # two architectures
 
