@@ -72,11 +72,11 @@ class Trainer:
             self.G, self.D = build_models(cfg)
             self.G_ema = build_models(cfg)[0] if cfg.ema_decay > 0 else None
             self._build_variables()
-            # Per training step, for the log (D's optimizer counts n_critic updates per step).
+            # Per training step, for the log (D's optimizer counts n_critic updates per step, so it gets
+            # its own wrapped copy below; G's optimizer uses this one).
             self._schedules = (build_schedule(cfg.g_schedule, "generator schedule"),
                                build_schedule(cfg.d_schedule, "discriminator schedule"))
-            self.g_opt = keras.optimizers.Adam(build_schedule(cfg.g_schedule, "generator schedule"),
-                                               beta_1=cfg.beta1, beta_2=cfg.beta2)
+            self.g_opt = keras.optimizers.Adam(self._schedules[0], beta_1=cfg.beta1, beta_2=cfg.beta2)
             # n_critic D updates per step: D's schedule still counts steps (see gan_anime.variants).
             self.d_opt = keras.optimizers.Adam(build_schedule(cfg.d_schedule, "discriminator schedule",
                                                               updates_per_step=cfg.n_critic),
