@@ -99,6 +99,12 @@ class Config:
     beta1: float = 0.5                      # DCGAN paper
     beta2: float = 0.999
     ema_decay: float = 0.999                # generator weight averaging; 0 disables
+    lr_scale: float = 1.0                   # multiplies both schedules; --load may change it
+    # --- recovery from non-finite values (a NaN/inf loss, gradient or weight) ---
+    nan_lr_factor: float = 0.5              # each rollback multiplies lr_scale by this
+    max_rollbacks: int = 3                  # rollbacks one training call may make before it stops
+    stream: int = 0                         # data/noise stream: each rollback moves it on (no replay)
+    rollbacks: int = 0                      # rollbacks this run has made so far (a record)
     # --- run ---
     run_dir: str = "runs/default"
     seed: int = 0
@@ -220,7 +226,7 @@ def validate(cfg: Config) -> Config:
     if not isinstance(cfg.fid_samples, int) or cfg.fid_samples < 2:
         raise ValueError(f"fid_samples must be an integer >= 2, got {cfg.fid_samples!r}")
     for name in ("generate_per_epoch", "checkpoint_every", "mbstd_group", "max_steps", "seed",
-                 "num_hair", "num_eye", "fid_every"):
+                 "num_hair", "num_eye", "fid_every", "max_rollbacks", "stream", "rollbacks"):
         _positive_int(name, getattr(cfg, name), allow_zero=True)
     if cfg.upsample not in ("transpose", "nearest"):
         raise ValueError(f"upsample must be 'transpose' or 'nearest', got {cfg.upsample!r}")
@@ -240,6 +246,12 @@ def validate(cfg: Config) -> Config:
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    if isinstance(cfg.lr_scale, bool) or not isinstance(cfg.lr_scale, (int, float)) or not (
+            math.isfinite(cfg.lr_scale) and cfg.lr_scale > 0):
+        raise ValueError(f"lr_scale must be a positive number, got {cfg.lr_scale!r}")
+    if isinstance(cfg.nan_lr_factor, bool) or not isinstance(cfg.nan_lr_factor, (int, float)) or not (
+            0.0 < cfg.nan_lr_factor <= 1.0):
+        raise ValueError(f"nan_lr_factor must be a number in (0, 1], got {cfg.nan_lr_factor!r}")
     if not 0.0 <= cfg.label_smoothing < 0.5:
         raise ValueError(f"label_smoothing must be in [0, 0.5), got {cfg.label_smoothing!r}")
     validate_schedule(cfg.g_schedule, "generator schedule")

@@ -62,6 +62,22 @@ class PerTrainingStep(keras.optimizers.schedules.LearningRateSchedule):
                 "updates_per_step": self.updates_per_step}
 
 
+class Scaled(keras.optimizers.schedules.LearningRateSchedule):
+    """``schedule`` (a Keras schedule or a float) times ``scale``, a variable the trainer lowers after
+    a rollback from non-finite values (see :mod:`gan_anime.training.recovery`)."""
+
+    def __init__(self, schedule, scale):
+        self.schedule, self.scale = schedule, scale
+
+    def __call__(self, step):
+        base = self.schedule(step) if callable(self.schedule) else self.schedule
+        return keras.ops.cast(base, "float32") * keras.ops.cast(self.scale, "float32")
+
+    def get_config(self):
+        return {"schedule": (keras.optimizers.schedules.serialize(self.schedule) if callable(self.schedule)
+                             else self.schedule), "scale": float(keras.ops.convert_to_numpy(self.scale))}
+
+
 def build_schedule(s: Schedule, who: str = "schedule", updates_per_step: int = 1):
     """Build the learning rate for an optimizer that updates ``updates_per_step`` times per training step;
     raises ``ValueError`` on bad arguments."""

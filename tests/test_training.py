@@ -1,4 +1,4 @@
-"""Training: one step changes both networks, resume is exact, stops save, NaN rolls back."""
+"""Training: one step changes both networks, resume is exact, stops save (NaN: test_recovery.py)."""
 
 import os
 import signal
@@ -15,7 +15,7 @@ import gan_anime
 from conftest import tiny_config as tiny
 from gan_anime.config import Config
 from gan_anime.data.folder import ImageSet
-from gan_anime.training.trainer import NonFiniteLossError, Trainer, prepare_run
+from gan_anime.training.trainer import Trainer, prepare_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -75,13 +75,12 @@ def _checkpoint_values(run_dir):
 
 
 def test_resume_is_exact(tmp_path, image_dir):
-    tf.config.experimental.enable_op_determinism()
     # 40 images / batch 8 = 5 steps per epoch; 4 + 4 steps crosses an epoch boundary mid-way.
-    whole = gan_anime.train(tiny(tmp_path / "whole", image_dir, max_steps=8, deterministic=True))
+    whole = gan_anime.train(tiny(tmp_path / "whole", image_dir, max_steps=8))
     assert whole.step == 8
-    half = gan_anime.train(tiny(tmp_path / "half", image_dir, max_steps=4, deterministic=True))
+    half = gan_anime.train(tiny(tmp_path / "half", image_dir, max_steps=4))
     assert half.step == 4 and half.status == "max_steps"
-    resumed = gan_anime.train(tiny(tmp_path / "half", image_dir, max_steps=8, deterministic=True), resume=True)
+    resumed = gan_anime.train(tiny(tmp_path / "half", image_dir, max_steps=8), resume=True)
     assert resumed.step == 8
     a, b = _checkpoint_values(str(tmp_path / "whole")), _checkpoint_values(str(tmp_path / "half"))
     assert a.keys() == b.keys()
@@ -128,23 +127,6 @@ def test_epoch_end_writes_samples(tmp_path, image_dir):
     assert result.status == "finished" and result.epoch == 1
     assert os.path.isfile(tmp_path / "r" / "samples" / "epoch_0001.png")
     assert sorted(os.listdir(tmp_path / "r" / "samples" / "epoch_0001")) == ["000.png", "001.png"]
-
-
-@pytest.mark.parametrize("readback_every", [1, 4])
-def test_non_finite_loss_rolls_back(tmp_path, image_dir, readback_every):
-    """With readback_every 4, steps 3-5 run before the epoch's end reads them back: the NaN of step 3
-    is still caught, named, and never saved."""
-    data, cfg = prepare_run(tiny(tmp_path / "r", image_dir, max_steps=2, readback_every=readback_every))
-    trainer = Trainer(cfg)
-    trainer.fit(data)                      # checkpoint at step 2
-    saved = [w.numpy().copy() for w in trainer.G.trainable_weights]
-    trainer.G.trainable_weights[0].assign(trainer.G.trainable_weights[0] * np.nan)
-    trainer.cfg = cfg.replace(max_steps=9)   # past the epoch's end (step 5): only the epoch's end reads 3-5 back
-    with pytest.raises(NonFiniteLossError, match="non-finite at step 3 .*rolled back to .*ckpt-2"):
-        trainer.fit(data)
-    assert trainer.manager.latest_checkpoint.endswith("ckpt-2")
-    for a, w in zip(saved, trainer.G.trainable_weights):
-        np.testing.assert_array_equal(a, w.numpy())
 
 
 def _csv_rows(run_dir):

@@ -121,6 +121,14 @@ flags.DEFINE_integer("readback_every", None, f"Steps between reading the losses 
                      f"(default {_D.readback_every}: every step).  The loop checks every step for NaN and logs "
                      "every step either way, in bursts; more lets a GPU run ahead of Python.  Checkpoints, "
                      "stops and epoch ends always read back first.", lower_bound=1)
+flags.DEFINE_float("lr_scale", None, f"Multiply both networks' learning rates (their schedules) by this "
+                   f"(default {_D.lr_scale}).  --load may change it: a run stopped by non-finite values continues "
+                   "at the lower scale its rollbacks left in config.json unless this sets another.")
+flags.DEFINE_float("nan_lr_factor", None, f"When a loss, gradient or weight becomes NaN/inf, training rolls back to "
+                   f"the last checkpoint, multiplies the learning rates by this (default {_D.nan_lr_factor}), "
+                   "moves the data and noise on, and continues.")
+flags.DEFINE_integer("max_rollbacks", None, f"Rollbacks from non-finite values one call may make before it stops "
+                     f"with a message (default {_D.max_rollbacks}; 0: stop at the first).", lower_bound=0)
 flags.DEFINE_enum("strategy", None, list(STRATEGIES), "tf.distribute strategy (default auto: several "
                   "workers when TF_CONFIG names a cluster, all GPUs when there are several, else one device).")
 flags.DEFINE_boolean("xla", False, "Compile the train step with XLA (jit_compile).")

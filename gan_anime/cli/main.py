@@ -65,7 +65,7 @@ _ARCHITECTURE = {"image_size", "noise_vector", "width", "d_norm"}
 _INFERENCE_ONLY = {"inference_count", "hair", "eye", "interpolate", "frames", "mode"}
 LOAD_FLAGS = _LOCATE | {"gan", "epochs", "generate_per_epoch", "augment", "max_steps", "max_minutes",
                         "checkpoint_every", "log_every", "readback_every", "strategy", "xla", "precision",
-                        "deterministic",
+                        "deterministic", "lr_scale", "nan_lr_factor", "max_rollbacks",
                         "cache_dir", "generate_after", "fid_every", "fid_samples", "fid_weights"}
 INFERENCE_FLAGS = _LOCATE | _INFERENCE_ONLY | {"seed", "checkpoint"}
 MEDIA_FLAGS = {"media_dir"}
@@ -100,6 +100,9 @@ def _routine() -> str:
         if routine == "load" and name in _ARCHITECTURE:
             raise UsageError(name, "cannot change the architecture of a saved run with --load; start a new "
                                    "run with --train")
+        if routine == "load" and (name == "learning_rate" or name in cli_flags.SCHEDULE_FLAGS):
+            raise UsageError(name, "cannot be changed by --load (the run keeps its schedule); scale it with "
+                                   "--lr-scale S (e.g. 0.5 halves both learning rates from here on)")
         if routine == "load":
             raise UsageError(name, f"cannot be changed by --load (the run keeps its saved value); --load "
                                    f"accepts {', '.join(dashed(n) for n in sorted(LOAD_FLAGS))}")
@@ -189,6 +192,7 @@ def train_config() -> Config:
         noise_dim=FLAGS.noise_vector, g_width=width, d_width=width, epochs=FLAGS.epochs,
         batch_size=FLAGS.batch_size, seed=FLAGS.seed, generate_per_epoch=FLAGS.generate_per_epoch,
         checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every, readback_every=FLAGS.readback_every,
+        lr_scale=FLAGS.lr_scale, nan_lr_factor=FLAGS.nan_lr_factor, max_rollbacks=FLAGS.max_rollbacks,
         strategy=FLAGS.strategy,
         jit_compile=FLAGS.xla, precision=FLAGS.precision, deterministic=FLAGS.deterministic,
         max_steps=FLAGS.max_steps,
@@ -237,7 +241,8 @@ def load_config(run_dir: str) -> Config:
                    max_minutes=FLAGS.max_minutes or 0.0)
     for flag, field in (("generate_per_epoch", "generate_per_epoch"), ("augment", "augment"),
                         ("checkpoint_every", "checkpoint_every"), ("log_every", "log_every"),
-                        ("readback_every", "readback_every"),
+                        ("readback_every", "readback_every"), ("lr_scale", "lr_scale"),
+                        ("nan_lr_factor", "nan_lr_factor"), ("max_rollbacks", "max_rollbacks"),
                         ("strategy", "strategy"), ("xla", "jit_compile"), ("precision", "precision"),
                         ("deterministic", "deterministic"),
                         ("fid_every", "fid_every"), ("fid_samples", "fid_samples")):

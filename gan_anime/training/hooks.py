@@ -51,7 +51,7 @@ from gan_anime.training.checkpoint import CsvLog
 
 PROGRESS_MODES = ("auto", "bar", "lines")
 #: Left out of the progress line (they are in losses.csv, TensorBoard and loss.png): the line stays short.
-NOT_IN_PROGRESS = ("lr_g", "lr_d", "images_per_s")
+NOT_IN_PROGRESS = ("lr_g", "lr_d", "images_per_s", "d_grad_norm", "g_grad_norm")
 
 
 @dataclasses.dataclass
@@ -104,6 +104,9 @@ class Hook:
     def epoch_end(self, event: EpochEnd) -> None:
         pass
 
+    def rollback(self, step: int) -> None:
+        """The run went back to its checkpoint at ``step`` (non-finite values): forget later steps."""
+
     def end(self, result) -> None:
         pass
 
@@ -129,6 +132,10 @@ class HookList(Hook):
     def epoch_end(self, event):
         for h in self.hooks:
             h.epoch_end(event)
+
+    def rollback(self, step):
+        for h in self.hooks:
+            h.rollback(step)
 
     def end(self, result):
         for h in self.hooks:
@@ -164,9 +171,16 @@ class CsvLogHook(Hook):
     def checkpoint(self, path):
         self.log.flush()
 
+    def rollback(self, step):
+        self.log.rows = [r for r in self.log.rows if r["step"] <= step]
+
 
 class TensorBoardHook(Hook):
-    """Scalars (every log step; keys added by hooks whenever they appear) and the epoch grid, in logs/."""
+    """Scalars (every log step; keys added by hooks whenever they appear) and the epoch grid, in logs/.
+
+    Scalars are held until the next checkpoint, as the CSV rows are: events past the last checkpoint
+    never reach the file, so a resumed or rolled-back run does not write a step twice.
+    """
 
     def begin(self, run):
         import tensorflow as tf
@@ -176,18 +190,25 @@ class TensorBoardHook(Hook):
             logging.warning("tensorboard is not installed: no TensorBoard summaries (pip install tensorboard)")
             return
         self.writer = tf.summary.create_file_writer(os.path.join(run.cfg.run_dir, "logs"))
+        self.pending: List[tuple] = []   # (step, {name: value}) since the last checkpoint
 
     def step_end(self, event):
         values = event.logs if event.log_step else event.extras
-        if self.writer is None or not values:
-            return
-        with self.writer.as_default(step=event.step):
-            for k, v in values.items():
-                self.tf.summary.scalar(k, v)
+        if self.writer is not None and values:
+            self.pending.append((event.step, dict(values)))
 
     def checkpoint(self, path):
-        if self.writer is not None:
-            self.writer.flush()   # TensorBoard sees the run as it goes, and a crash loses little
+        if self.writer is None:
+            return
+        for step, values in self.pending:
+            with self.writer.as_default(step=step):
+                for k, v in values.items():
+                    self.tf.summary.scalar(k, v)
+        self.pending = []
+        self.writer.flush()   # TensorBoard sees the run as it goes, and a crash loses little
+
+    def rollback(self, step):
+        self.pending = [(s, v) for s, v in self.pending if s <= step]
 
     def epoch_end(self, event):
         grid = event.outputs.get("grid")
@@ -266,6 +287,9 @@ class ProgressLinesHook(Hook):
     def epoch_end(self, event):
         logging.info("epoch %d done: checkpoint %s", event.epoch, event.checkpoint)
 
+    def rollback(self, step):
+        self.window_t, self.window_step = time.time(), step
+
 
 class ProgressBarHook(ProgressLinesHook):
     """A tqdm bar per epoch on stderr (images, images/s, the epoch's ETA; the logs and the run's ETA)."""
@@ -293,6 +317,10 @@ class ProgressBarHook(ProgressLinesHook):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def rollback(self, step):
+        super().rollback(step)
+        self._close()   # the next step opens a bar at the restored position
 
     def end(self, result):
         self._close()

@@ -14,7 +14,10 @@ Nothing here asks which variant it is: the parts are looked up in the registries
   (``g_noise``) through the updated D, as in WGAN-GP's Algorithm 1.
 
 Every per-example quantity is averaged over the *global* batch (``tf.nn.compute_average_loss``)
-and the replicas' values are summed, so one device and N replicas compute the same step.
+and the replicas' values are summed, so one device and N replicas compute the same step.  The step
+also reports the global norms of both networks' gradients (``d_grad_norm``, ``g_grad_norm``), so a
+NaN or inf in any gradient reaches the loop's check in the step it appears (on N replicas the
+figure is the sum of the replicas' partial-gradient norms, an upper bound of the applied one's).
 """
 
 from __future__ import annotations
@@ -188,7 +191,8 @@ class TrainStep:
         del tape
         self.d_opt.apply_gradients(zip(d_grads, D.trainable_variables))
         self.g_opt.apply_gradients(zip(g_grads, G.trainable_variables))
-        return {"d_loss": d_loss, "g_loss": g_loss, **{k: self._avg(v) for k, v in logs.items()}}
+        return {"d_loss": d_loss, "g_loss": g_loss, **{k: self._avg(v) for k, v in logs.items()},
+                "d_grad_norm": tf.linalg.global_norm(d_grads), "g_grad_norm": tf.linalg.global_norm(g_grads)}
 
     def _critic_then_generator(self, batch, active):
         """n_critic D updates (batch j of the step each), then one G update on ``g_noise``."""
@@ -200,8 +204,10 @@ class TrainStep:
             with tf.GradientTape() as tape:
                 d_each, _, _, logs = self._d_terms(part, fake, active)
                 d_loss = self._avg(d_each)
-            self.d_opt.apply_gradients(zip(tape.gradient(d_loss, D.trainable_variables), D.trainable_variables))
-            for key, v in {"d_loss": d_loss, **{n: self._avg(x) for n, x in logs.items()}}.items():
+            d_grads = tape.gradient(d_loss, D.trainable_variables)
+            self.d_opt.apply_gradients(zip(d_grads, D.trainable_variables))
+            for key, v in {"d_loss": d_loss, **{n: self._avg(x) for n, x in logs.items()},
+                           "d_grad_norm": tf.linalg.global_norm(d_grads)}.items():
                 sums[key] = sums[key] + v if key in sums else v
         # The generator update: labels of the step's last batch (``part``), noise of its own, through the updated D.
         last = part
@@ -212,10 +218,11 @@ class TrainStep:
             fake_out = outputs(D(self._augment(fake, last, 2), labels, training=True))
             g_each = self._g_each(generator_loss(self.loss_fn, fake_out["logits"]), fake_out, labels, logs)
             g_loss = self._avg(g_each)
-        self.g_opt.apply_gradients(zip(tape.gradient(g_loss, G.trainable_variables), G.trainable_variables))
+        g_grads = tape.gradient(g_loss, G.trainable_variables)
+        self.g_opt.apply_gradients(zip(g_grads, G.trainable_variables))
         # D's statistics: the mean over the step's critic updates.
         return {**{key: v / k for key, v in sums.items()}, "g_loss": g_loss,
-                **{n: self._avg(x) for n, x in logs.items()}}
+                **{n: self._avg(x) for n, x in logs.items()}, "g_grad_norm": tf.linalg.global_norm(g_grads)}
 
     def _build(self, active: FrozenSet[str]):
         pattern = self._simultaneous if self.cfg.n_critic == 1 else self._critic_then_generator

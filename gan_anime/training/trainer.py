@@ -14,6 +14,7 @@ import time
 from typing import Dict, Optional, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -23,9 +24,11 @@ from gan_anime.data.pipeline import DataTensors, make_dataset, steps_per_epoch
 from gan_anime.images import make_grid, save_png
 from gan_anime.inference import generator_inputs, generator_tensors, run_generator
 from gan_anime.models import build_models
-from gan_anime.schedules import build_schedule
+from gan_anime.schedules import Scaled, build_schedule
+from gan_anime.training import recovery
 from gan_anime.training.checkpoint import Counters, StopSignal, make_manager
 from gan_anime.training.hooks import PROGRESS_MODES, EpochEnd, Hook, HookList, RunInfo, StepEnd, default_hooks
+from gan_anime.training.recovery import Diverged, NonFiniteLossError
 from gan_anime.training.step import TrainStep
 from gan_anime.training.strategy import is_chief, make_strategy
 from gan_anime.variants import get_variant
@@ -33,10 +36,6 @@ from gan_anime.variants import get_variant
 
 #: Noise samples used to set the averaged generator's batch-norm statistics.
 STANDING_STATS_BATCH = 256
-
-
-class NonFiniteLossError(RuntimeError):
-    """Losses became NaN/inf; the run was rolled back to its last good checkpoint."""
 
 
 @dataclasses.dataclass
@@ -72,14 +71,16 @@ class Trainer:
             self.G, self.D = build_models(cfg)
             self.G_ema = build_models(cfg)[0] if cfg.ema_decay > 0 else None
             self._build_variables()
+            # Both schedules times lr_scale, which a rollback from non-finite values lowers (recovery.py).
+            self.lr_scale = tf.Variable(float(cfg.lr_scale), trainable=False, dtype=tf.float32, name="lr_scale")
             # Per training step, for the log (D's optimizer counts n_critic updates per step, so it gets
             # its own wrapped copy below; G's optimizer uses this one).
-            self._schedules = (build_schedule(cfg.g_schedule, "generator schedule"),
-                               build_schedule(cfg.d_schedule, "discriminator schedule"))
+            self._schedules = (Scaled(build_schedule(cfg.g_schedule, "generator schedule"), self.lr_scale),
+                               Scaled(build_schedule(cfg.d_schedule, "discriminator schedule"), self.lr_scale))
             self.g_opt = keras.optimizers.Adam(self._schedules[0], beta_1=cfg.beta1, beta_2=cfg.beta2)
             # n_critic D updates per step: D's schedule still counts steps (see gan_anime.variants).
-            self.d_opt = keras.optimizers.Adam(build_schedule(cfg.d_schedule, "discriminator schedule",
-                                                              updates_per_step=cfg.n_critic),
+            self.d_opt = keras.optimizers.Adam(Scaled(build_schedule(cfg.d_schedule, "discriminator schedule",
+                                                                     updates_per_step=cfg.n_critic), self.lr_scale),
                                                beta_1=cfg.beta1, beta_2=cfg.beta2)
             # Built here, with their variable lists, so their slots are mirrored like the weights.
             self.g_opt.build(self.G.trainable_variables)
@@ -133,20 +134,33 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def restore(self) -> Optional[str]:
-        """Restore the latest checkpoint of the run, if any; returns its path."""
-        path = self.manager.latest_checkpoint
-        if path:
-            try:
-                self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (AssertionError, ValueError, tf.errors.OpError) as e:
-                first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-                raise ValueError(f"checkpoint {path} does not match this run's models (was it written by another "
-                                 f"configuration or version?): {first}") from None
-            logging.info("restored %s (%s)", path, self.counters.as_dict())
+        """Restore the newest good checkpoint of the run, if any (a damaged or non-finite newest one is
+        reported and the one before it used); returns its path."""
+        candidates = list(self.manager.checkpoints)
+        if not candidates:
+            return None
+        path = recovery.restore_newest_good(self.checkpoint, candidates, self.checkpoint_variables())
+        if path is None:
+            raise ValueError(f"none of the checkpoints in {self.manager.directory} can be read back whole "
+                             f"({', '.join(os.path.basename(c) for c in candidates)}); start the run again")
+        logging.info("restored %s (%s)", path, self.counters.as_dict())
         return path
 
+    def checkpoint_variables(self):
+        """The float variables a checkpoint holds (networks, EMA, optimizer slots)."""
+        nets = [self.G, self.D] + ([self.G_ema] if self.G_ema is not None else [])
+        return [v for n in nets for v in n.weights] + list(self.g_opt.variables) + list(self.d_opt.variables)
+
+    def checkpoint_bytes(self) -> int:
+        """About the size of one checkpoint on disk."""
+        return sum(int(np.prod(v.shape)) * tf.as_dtype(v.dtype).size for v in self.checkpoint_variables())
+
     def save(self) -> str:
+        """Write a checkpoint at the current step; raises :class:`Diverged` instead if a weight is not finite
+        (a checkpoint on disk never holds one)."""
         self.refresh_ema_statistics()
+        if not recovery.all_finite(self.checkpoint_variables()):
+            raise Diverged(int(self.counters.step), "weights")
         return self.manager.save(checkpoint_number=int(self.counters.step))
 
     def refresh_ema_statistics(self) -> None:
@@ -200,59 +214,79 @@ class Trainer:
         grids, loss.png, progress.gif) is done by hooks on the chief (:mod:`gan_anime.training.hooks`);
         ``hooks`` are extra ones, called after the sample grid and before the built-in writers.
         progress: "auto" (a bar when stderr is a terminal, else log lines), "bar" or "lines".
+
+        A non-finite loss, gradient or weight rolls the run back to its latest checkpoint with lower
+        learning rates and a new data stream (:mod:`gan_anime.training.recovery`) and training goes on;
+        after ``cfg.max_rollbacks`` rollbacks in this call it raises :class:`NonFiniteLossError`.
         """
-        cfg, c = self.cfg, self.counters
         if progress not in PROGRESS_MODES:
             raise ValueError(f"progress must be one of {', '.join(PROGRESS_MODES)}, got {progress!r}")
         spe = self.steps_per_epoch(len(data))
         # Other workers train and checkpoint in lockstep with the chief but report nothing.
         hook = HookList(default_hooks(hooks, progress) if self.chief else [])
-        start_time, start_step = time.time(), int(c.step)
+        start_time, start_step = time.time(), int(self.counters.step)
+        rollbacks, result = 0, None
+        hook.begin(RunInfo(self.cfg, self, spe, start_step))
+        try:
+            while True:
+                try:
+                    result = self._train_epochs(data, spe, stop, hook, start_time, start_step)
+                    return result
+                except Diverged as error:
+                    rollbacks += 1
+                    restored = self._roll_back(error, hook)
+                    if rollbacks > self.cfg.max_rollbacks:
+                        raise NonFiniteLossError(recovery.give_up_message(self.cfg, error, rollbacks,
+                                                                          restored)) from None
+        finally:
+            hook.end(result)   # also on errors: close the TensorBoard writer and the progress bar
+
+    def _train_epochs(self, data: ImageSet, spe: int, stop: Optional[StopSignal], hook: Hook,
+                      start_time: float, start_step: int) -> TrainResult:
+        """The loop from the restored position to the run's end; raises :class:`Diverged`."""
+        cfg, c = self.cfg, self.counters
         last: Dict[str, float] = {}
-        status, rate, saved, result = "finished", 0.0, None, None
+        status, rate, saved = "finished", 0.0, None
 
         def checkpoint():
             path = self.save()
             hook.checkpoint(path)
             return path
 
-        hook.begin(RunInfo(cfg, self, spe, start_step))
-        try:
-            batches = self._batches(data, start=int(c.epoch) * spe + int(c.step_in_epoch), end=cfg.epochs * spe)
-            step = start_step   # the host's count: reading c.step would wait for the step that updates it
-            while int(c.epoch) < cfg.epochs:
-                epoch, first = int(c.epoch), int(c.step_in_epoch)
-                pending = []    # (step, step in epoch, the step's statistics as tensors), not read back yet
-                for in_epoch in range(first + 1, spe + 1):
-                    pending.append((step + 1, in_epoch, self.train_step(step)(next(batches))))
-                    step += 1
-                    if not self._read_back_now(step, in_epoch, spe, len(pending)):
-                        continue
-                    last, rate = self._read_back(pending, epoch, spe, hook, start_time, start_step)
-                    pending = []
-                    if cfg.max_steps and step >= cfg.max_steps:
-                        status = "max_steps"
-                    elif cfg.max_minutes and time.time() - start_time >= 60.0 * cfg.max_minutes:
-                        status = "max_minutes"
-                    elif stop is not None and stop.requested:
-                        status = "interrupted"
-                    if status != "finished":
-                        break
-                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and in_epoch < spe:
-                        saved = checkpoint()
+        batches = self._batches(data, start=int(c.epoch) * spe + int(c.step_in_epoch), end=cfg.epochs * spe)
+        step = int(c.step)   # the host's count: reading c.step would wait for the step that updates it
+        while int(c.epoch) < cfg.epochs:
+            epoch, in_epoch = int(c.epoch), int(c.step_in_epoch)
+            pending = []    # (step, step in epoch, the step's statistics as tensors), not read back yet
+            while in_epoch < spe:
+                in_epoch += 1
+                pending.append((step + 1, in_epoch, self.train_step(step)(next(batches))))
+                step += 1
+                if not self._read_back_now(step, in_epoch, spe, len(pending)):
+                    continue
+                last, rate = self._read_back(pending, epoch, spe, hook, start_time, start_step)
+                pending = []
+                if cfg.max_steps and step >= cfg.max_steps:
+                    status = "max_steps"
+                elif cfg.max_minutes and time.time() - start_time >= 60.0 * cfg.max_minutes:
+                    status = "max_minutes"
+                elif stop is not None and stop.requested:
+                    status = "interrupted"
                 if status != "finished":
-                    saved = checkpoint()
                     break
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and in_epoch < spe:
+                    saved = checkpoint()
+            if in_epoch == spe:   # the epoch is complete (also when a stop fell on its last step)
                 c.epoch.assign_add(1)
                 c.step_in_epoch.assign(0)
-                saved = checkpoint()
+            saved = checkpoint()
+            if in_epoch == spe:
                 hook.epoch_end(EpochEnd(int(c.epoch), int(c.step), saved))
-            result = TrainResult(cfg.run_dir, int(c.step), int(c.epoch), status,
-                                 saved or self.manager.latest_checkpoint, last, time.time() - start_time, rate,
-                                 stop.requested if stop is not None and status == "interrupted" else None)
-            return result
-        finally:
-            hook.end(result)   # also on errors: close the TensorBoard writer and the progress bar
+            if status != "finished":
+                break
+        return TrainResult(cfg.run_dir, int(c.step), int(c.epoch), status,
+                           saved or self.manager.latest_checkpoint, last, time.time() - start_time, rate,
+                           stop.requested if stop is not None and status == "interrupted" else None)
 
     def _read_back_now(self, step: int, in_epoch: int, spe: int, pending: int) -> bool:
         """Whether the loop reads the statistics back after global step ``step``: every
@@ -264,17 +298,15 @@ class Trainer:
 
     def _read_back(self, pending, epoch: int, spe: int, hook: Hook, start_time: float, start_step: int):
         """The statistics of the ``pending`` steps as floats, each checked and reported to the hooks in
-        order.  A non-finite value rolls the run back to its latest checkpoint (written after every
-        step before it was checked) and raises :class:`NonFiniteLossError` naming the step.
+        order.  A non-finite value (a loss or a gradient norm) raises :class:`Diverged` naming the step;
+        every checkpoint was written before it.
         Returns (the last step's logs, images/s so far)."""
         cfg = self.cfg
         elapsed = max(time.time() - start_time, 1e-9)
         for step, in_epoch, tensors in pending:
             stats = {k: float(v) for k, v in tensors.items()}
             if not all(math.isfinite(v) for v in stats.values()):
-                restored = self._roll_back()
-                raise NonFiniteLossError(f"losses became non-finite at step {step} ({stats}); rolled back to "
-                                         f"{restored}. Try a lower learning rate.")
+                raise Diverged(step, stats)
             lr_g, lr_d = self.learning_rates_at(step)
             rate = (step - start_step) * cfg.batch_size * cfg.n_critic / elapsed
             last = {**stats, "lr_g": lr_g, "lr_d": lr_d, "images_per_s": rate}
@@ -293,7 +325,7 @@ class Trainer:
         tensors = DataTensors.from_images(data)
 
         def dataset_fn(ctx: Optional[tf.distribute.InputContext]):
-            return make_dataset(tensors, seed=cfg.seed, start_step=start, end_step=max(start, end),
+            return make_dataset(tensors, seed=recovery.data_seed(cfg), start_step=start, end_step=max(start, end),
                                 global_batch=cfg.batch_size, noise_dim=cfg.noise_dim, augment=cfg.augment,
                                 num_replicas=self.replicas, input_context=ctx, batches_per_step=cfg.n_critic)
 
@@ -301,10 +333,19 @@ class Trainer:
             return iter(dataset_fn(None))
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
-    def _roll_back(self) -> Optional[str]:
-        path = self.manager.latest_checkpoint
-        if path:
-            self.checkpoint.restore(path)
+    def _roll_back(self, error: Diverged, hook: Hook) -> Optional[str]:
+        """Back to the newest good checkpoint with lower learning rates and the next data stream; the
+        event goes to the log, ``config.json`` and ``logs/rollbacks.csv``.  Returns the checkpoint."""
+        self.cfg = recovery.after_rollback(self.cfg)
+        path = self.restore()
+        self.lr_scale.assign(self.cfg.lr_scale)   # after the restore: a checkpoint does not hold it
+        restored_step = int(self.counters.step)
+        logging.warning("non-finite values at step %d (%s): rolled back to %s (step %d); learning rates now "
+                        "x%.3g of the schedule, data stream %d", error.step, recovery.describe(error.what), path,
+                        restored_step, self.cfg.lr_scale, self.cfg.stream)
+        if self.chief:
+            recovery.record_rollback(self.cfg, error, restored_step, path)
+        hook.rollback(restored_step)
         return path
 
 
@@ -345,6 +386,17 @@ def prepare_run(cfg: Config, resume: bool = False):
     return data, cfg
 
 
+def preflight(trainer: Trainer, data: ImageSet) -> None:
+    """Before a long run writes anything (:func:`prepare_run` checked the data and the config): a step's
+    batch fits the data, and the run directory is writable with room for the checkpoints it keeps.
+    Each problem is one ``ValueError`` line."""
+    cfg = trainer.cfg
+    trainer.steps_per_epoch(len(data))
+    if trainer.chief:
+        # keep_checkpoints plus the one being written, with a margin for the logs and samples.
+        recovery.check_disk(cfg.run_dir, int(trainer.checkpoint_bytes() * (cfg.keep_checkpoints + 1) * 1.2))
+
+
 def train(cfg: Config, resume: bool = False, strategy: Optional[tf.distribute.Strategy] = None,
           data: Optional[ImageSet] = None, hooks: Sequence[Hook] = (), progress: str = "auto") -> TrainResult:
     """Train (or, with ``resume``, continue) the run in ``cfg.run_dir``.
@@ -363,11 +415,13 @@ def train(cfg: Config, resume: bool = False, strategy: Optional[tf.distribute.St
         from gan_anime.training.fid_hook import FidHook
         hooks = [*hooks, FidHook(data, cfg)]   # before anything is written: its weights are checked here
     trainer = Trainer(cfg, strategy)
+    preflight(trainer, data)
     if resume and trainer.restore() is None:
         raise FileNotFoundError(f"no checkpoint in {os.path.join(cfg.run_dir, 'checkpoints')} to resume from")
     if trainer.chief:
-        os.makedirs(cfg.run_dir, exist_ok=True)
         cfg.save(os.path.join(cfg.run_dir, "config.json"))
+    if not resume:
+        trainer.save()   # ckpt-0: a run killed or diverging before its first checkpoint resumes from here
     from gan_anime.hardware import resolve_precision
     logging.info("training %s on %d images (%s), %d step(s) per epoch, global batch %d on %d replica(s), %s",
                  cfg.gan, len(data), data.source, trainer.steps_per_epoch(len(data)), cfg.batch_size,
