@@ -239,3 +239,16 @@ def test_cli_blow_up_stops_cleanly_and_load_with_a_lower_scale_finishes(run_cmd,
     assert [int(r["step"]) for r in rows] == list(range(1, 11))
     assert float(rows[-1]["lr_g"]) == pytest.approx(1e-4)
     assert json.loads((run / "config.json").read_text())["lr_scale"] == pytest.approx(1e-34)
+
+
+def test_generating_from_a_run_with_a_damaged_newest_checkpoint_uses_the_one_before(tmp_path, image_dir, run_cmd):
+    cfg = tiny(tmp_path / "r", image_dir, max_steps=4, checkpoint_every=2)
+    gan_anime.train(cfg)
+    _damage(str(tmp_path / "r" / "checkpoints" / "ckpt-4"))
+    assert gan_anime.load(cfg.run_dir).checkpoint.endswith("ckpt-2")
+    with pytest.raises(ValueError, match="ckpt-4 cannot be read back"):
+        gan_anime.load(cfg.run_dir, 4)
+    # The command line's --load finds the epoch count the same way, then trains on from ckpt-2.
+    again = run_cmd(["ENTRY", "--load", "--run-dir", cfg.run_dir, "--max-steps", "5"], tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "step 5" in again.stdout

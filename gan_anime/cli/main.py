@@ -212,9 +212,18 @@ def train_config() -> Config:
     return _validated(cfg.replace(run_dir=_new_run_dir()))
 
 
-def completed_epochs(checkpoint: str) -> int:
+def completed_epochs(ckpt_dir: str) -> int:
+    """Epochs done at the newest checkpoint that reads back (the trainer restores the same one: a damaged
+    newest checkpoint is skipped there too)."""
     import tensorflow as tf
-    return int(tf.train.load_variable(checkpoint, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+    state = tf.train.get_checkpoint_state(ckpt_dir)
+    for path in reversed(list(state.all_model_checkpoint_paths) if state else []):
+        try:
+            return int(tf.train.load_variable(path, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+        except Exception:   # noqa: BLE001 - any damage: the trainer reports it and uses the one before
+            continue
+    raise UsageError("load", f"none of the checkpoints in {ckpt_dir} can be read back; train the run again "
+                             f"with --train")
 
 
 def load_config(run_dir: str) -> Config:
@@ -229,7 +238,7 @@ def load_config(run_dir: str) -> Config:
     if ckpt is None:
         raise UsageError("load", f"no checkpoint in {os.path.join(run_dir, 'checkpoints')} to continue from "
                                  f"(the run stopped before its first checkpoint); train it again with --train")
-    done = completed_epochs(ckpt)
+    done = completed_epochs(os.path.dirname(ckpt))
     if FLAGS.epochs is not None:
         epochs = done + FLAGS.epochs
     elif done >= saved.epochs:
