@@ -134,7 +134,8 @@ def test_load_trains_more_epochs_with_new_settings(trained, run_cmd):
     assert float(last["lr_g"]) == pytest.approx(G_EXP[0] * G_EXP[2] ** (16 / G_EXP[1]), rel=1e-4)
 
 
-def test_interrupt_saves_and_says_how_to_resume(run_cmd, cli_env, tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_saves_says_how_to_resume_and_load_continues(run_cmd, cli_env, tmp_path, sig, code):
     err_path = tmp_path / "stderr.txt"
     with open(err_path, "w") as err:
         proc = subprocess.Popen(expand(["ENTRY", "--train", *TINY, "--epochs", "500", "--run-dir", "r"]),
@@ -143,12 +144,22 @@ def test_interrupt_saves_and_says_how_to_resume(run_cmd, cli_env, tmp_path):
         while "epoch 1/500 step 2/8" not in err_path.read_text() and time.time() < deadline:
             assert proc.poll() is None, err_path.read_text()
             time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, _ = proc.communicate(timeout=120)
     stderr = err_path.read_text()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
     assert "interrupted" in stdout and "--load --run-dir r" in stderr and "Traceback" not in stderr
-    assert os.listdir(tmp_path / "r" / "checkpoints")
+    stopped = int(stdout.split("interrupted: ")[1].split("step ")[1].split(",")[0])
+    assert stopped >= 2
+    assert tf_latest(tmp_path / "r").endswith(f"ckpt-{stopped}")
+    again = run_cmd(["ENTRY", "--load", "--run-dir", "r", "--max-steps", str(stopped + 2)], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert [int(r["step"]) for r in _rows(str(tmp_path / "r"))] == list(range(1, stopped + 3))
+
+
+def tf_latest(run_dir):
+    import tensorflow as tf
+    return tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
 
 
 def test_media_writes_summary_and_training_sheet(run_cmd, tmp_path):
