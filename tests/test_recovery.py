@@ -252,3 +252,36 @@ def test_generating_from_a_run_with_a_damaged_newest_checkpoint_uses_the_one_bef
     again = run_cmd(["ENTRY", "--load", "--run-dir", cfg.run_dir, "--max-steps", "5"], tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "step 5" in again.stdout
+
+
+class Crash(Hook):
+    """Raises in the middle of a run, after some steps were logged but before their checkpoint."""
+
+    def __init__(self, at_step):
+        self.at_step = at_step
+
+    def step_end(self, event):
+        if event.step == self.at_step:
+            raise RuntimeError("crash for the test")
+
+
+def tensorboard_steps(run_dir, tag="d_loss"):
+    from tensorflow.core.util import event_pb2
+    steps = []
+    for name in sorted(os.listdir(os.path.join(run_dir, "logs"))):
+        if not name.startswith("events.out.tfevents"):
+            continue
+        for record in tf.data.TFRecordDataset(os.path.join(run_dir, "logs", name)):
+            event = event_pb2.Event.FromString(record.numpy())
+            steps += [event.step for v in event.summary.value if v.tag == tag]
+    return sorted(steps)
+
+
+def test_tensorboard_gets_each_step_once_across_a_crash_and_resume(tmp_path, image_dir):
+    pytest.importorskip("tensorboard")
+    cfg = tiny(tmp_path / "r", image_dir, max_steps=5, checkpoint_every=2)
+    with pytest.raises(RuntimeError, match="crash for the test"):
+        gan_anime.train(cfg, hooks=[Crash(at_step=4)])      # steps 3-4 ran after ckpt-2
+    assert tensorboard_steps(cfg.run_dir) == [1, 2]
+    gan_anime.train(cfg, resume=True)
+    assert tensorboard_steps(cfg.run_dir) == [1, 2, 3, 4, 5]
