@@ -111,7 +111,7 @@ def test_checkpoint_flag_picks_a_kept_checkpoint(trained, run_cmd):
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
     assert missing.stderr.startswith("gan-anime: error: --checkpoint: checkpoint 999 not found (expected a step "
                                      "number or a checkpoint path; "), missing.stderr
-    assert "keeps steps 4, 8" in missing.stderr
+    assert "keeps steps 0, 4, 8" in missing.stderr   # ckpt-0: the initial weights, saved before step 1
     from gan_anime.inference import find_checkpoint
     assert find_checkpoint(run_dir, 8) == os.path.join(run_dir, "checkpoints", "ckpt-8")
     with pytest.raises(FileNotFoundError, match="checkpoint nowhere/ckpt-1 not found"):
