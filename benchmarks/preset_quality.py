@@ -66,7 +66,8 @@ def level_configs(preset: str, extra):
     configs = []
     for k in presets.LEVELS:
         try:
-            rest = cli_flags.parse([cli_flags.PROG] + presets.args([f"{preset},{k}"]) + list(extra))
+            folder = any(t == "--data-dir" or t.startswith("--data-dir=") for t in extra)
+            rest = cli_flags.parse([cli_flags.PROG] + presets.args([f"{preset},{k}"], folder=folder) + list(extra))
             if rest:
                 raise ValueError(f"--flags: unexpected argument {rest[0]!r} (expected ENTRY --flags)")
             cli_main._routine()          # the flags --train accepts, as the command line checks them

@@ -24,6 +24,8 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 #:   AVX512_BF16 or AMX run them ~1.9x as fast; GPUs and TPUs too), losses and statistics in float32;
 #:   auto: bfloat16 on a CPU that computes it natively, float32 elsewhere (gan_anime.hardware).
 PRECISIONS = ("auto", "float32", "bfloat16")
+#: Config.faces_count's default: how many built-in faces a run trains on.
+FACES_COUNT = 10000
 
 #: Config fields that define the networks' shapes: a resumed run may not change them.
 ARCHITECTURE_FIELDS = (
@@ -65,7 +67,7 @@ class Config:
     # --- data ---
     data_dir: Optional[str] = None          # None: the built-in ``faces`` dataset
     tags: Optional[str] = None              # CSV/JSON of filename,hair,eye for conditional training
-    faces_count: int = 10000
+    faces_count: int = FACES_COUNT         # built-in faces only (FACES_COUNT); with data_dir it must stay so
     cache_dir: Optional[str] = None         # built-in faces cache; None: $GAN_ANIME_CACHE or user cache
     augment: bool = True
     # --- model ---
@@ -152,11 +154,9 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known - {"version"})
-        if unknown:
-            raise ValueError(f"config has unknown fields {unknown}; expected only {sorted(known)}")
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """A Config from a dict read from JSON; a missing field keeps its default, and an unknown field or
+        a value of the wrong JSON type is one ``ValueError`` line naming it (``validate`` checks ranges)."""
+        return cls(**_typed_fields(cls, data, "config"))
 
     def save(self, path: str) -> None:
         """Write ``config.json`` atomically (a killed process never leaves half a file)."""
@@ -172,12 +172,68 @@ class Config:
                 data = json.load(f)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path} is not valid JSON ({e})") from None
+        if isinstance(data, dict) and data.get("data_dir") is not None and "faces_count" in data:
+            # Runs saved before validate() refused it kept a faces_count that never applied to their
+            # folder; resuming them must not fail on it.
+            data = {**data, "faces_count": FACES_COUNT}
         return cls.from_dict(data)
 
     def architecture_diff(self, other: "Config") -> dict:
         """Fields in ``ARCHITECTURE_FIELDS`` whose values differ: {name: (self, other)}."""
         return {k: (getattr(self, k), getattr(other, k))
                 for k in ARCHITECTURE_FIELDS if getattr(self, k) != getattr(other, k)}
+
+
+def _typed_fields(cls, data: Any, where: str) -> dict:
+    """The fields of dataclass ``cls`` in ``data`` (JSON), each checked against its annotation."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a JSON object of fields, got {_short(data)}")
+    annotations = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k) for k in set(data) - set(annotations) - {"version"})
+    if unknown:
+        raise ValueError(f"{where} has unknown fields {unknown}; expected only {sorted(annotations)}")
+    return {k: _typed(k, annotations[k], v) for k, v in data.items() if k in annotations}
+
+
+def _typed(name: str, annotation: str, value: Any) -> Any:
+    kind = annotation.replace(" ", "")
+    if kind.startswith("Optional["):
+        if value is None:
+            return None
+        kind = kind[len("Optional["):-1]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "Schedule":
+        return value if isinstance(value, Schedule) else Schedule(**_typed_fields(Schedule, value, name))
+    if kind.startswith("Tuple["):
+        item = kind[len("Tuple["):].split(",")[0]
+        if isinstance(value, (list, tuple)):
+            return tuple(_typed(name, item, v) for v in value)
+        expected = f"a list of {item} values"
+    elif kind == "bool":
+        if isinstance(value, bool):
+            return value
+        expected = "true or false"
+    elif kind == "int":
+        if number and float(value).is_integer() and not isinstance(value, float):
+            return value
+        expected = "an integer"
+    elif kind == "float":
+        if number:
+            return float(value)
+        expected = "a number"
+    elif kind == "str":
+        if isinstance(value, str):
+            return value
+        expected = "a string"
+    else:
+        return value
+    raise ValueError(f"{name} must be {expected}{' or null' if annotation.startswith('Optional') else ''}, "
+                     f"got {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, (Schedule,)) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _positive_int(name: str, value: Any, allow_zero: bool = False) -> None:
@@ -216,6 +272,15 @@ def validate_schedule(s: Schedule, who: str = "schedule") -> None:
             raise ValueError(f"{who}: piecewise values must be positive numbers, got {list(s.values)}")
 
 
+def check_data_source(cfg: Config) -> None:
+    """``faces_count`` sizes the built-in faces only: with ``data_dir`` a changed one would be silently
+    ignored, so it is an error (``ValueError`` naming the field first, as the CLI maps it to its flag)."""
+    if cfg.data_dir is not None and cfg.faces_count != FACES_COUNT:
+        raise ValueError(f"faces_count applies to the built-in faces; with a data folder ({cfg.data_dir}) every "
+                         f"readable image is used, so leave faces_count at its default {FACES_COUNT} "
+                         f"(got {cfg.faces_count!r})")
+
+
 def validate(cfg: Config) -> Config:
     """Check every field; raise ``ValueError`` with one line naming the field and what is expected."""
     if cfg.image_size not in IMAGE_SIZES:
@@ -223,6 +288,7 @@ def validate(cfg: Config) -> Config:
     for name in ("noise_dim", "g_width", "d_width", "epochs", "batch_size", "faces_count",
                  "samples_per_grid", "keep_checkpoints", "log_every", "readback_every", "r1_every", "n_critic"):
         _positive_int(name, getattr(cfg, name))
+    check_data_source(cfg)
     if not isinstance(cfg.fid_samples, int) or cfg.fid_samples < 2:
         raise ValueError(f"fid_samples must be an integer >= 2, got {cfg.fid_samples!r}")
     for name in ("generate_per_epoch", "checkpoint_every", "mbstd_group", "max_steps", "seed",

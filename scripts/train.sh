@@ -31,6 +31,12 @@ presets=(${positional[@]+"${positional[@]}"})
 
 PY="$(gan_python)"
 # presets.py prints one ENTRY argument per line, or one error line (exit 2).
-resolved="$("$PY" "$GAN_ROOT/gan_anime/cli/presets.py" args "${presets[@]}")" || { usage >&2; exit 2; }
+# With the user's own --data-dir the presets' count of built-in faces does not apply (--folder drops it).
+folder=()
+for arg in ${extra[@]+"${extra[@]}"}; do
+  if [[ "$arg" == --data-dir || "$arg" == --data-dir=* ]]; then folder=(--folder); fi
+done
+resolved="$("$PY" "$GAN_ROOT/gan_anime/cli/presets.py" args ${folder[@]+"${folder[@]}"} "${presets[@]}")" \
+  || { usage >&2; exit 2; }
 mapfile -t args <<<"$resolved"
 gan_run_entry "${args[@]}"

@@ -174,6 +174,7 @@ def test_media_writes_summary_and_training_sheet(run_cmd, tmp_path):
 # (argv, start of the one stderr line).  Each runs the real command line: exit 2, one line, no traceback.
 WRONG = [
     ([], "gan-anime: error: missing routine: give exactly one of --train, --load, --inference"),
+    (["--train", "--flagfile=/nonexistent/flags.txt"], "gan-anime: error: --flagfile: cannot read it (No such file"),
     (["--train", "--inference"], "gan-anime: error: --inference: give exactly one routine"),
     (["--train", "--learning-rate", "1e-4", "--exponential-decay", "0.1", "100", "0.9"],
      "gan-anime: error: --exponential-decay: cannot be combined with --learning-rate"),

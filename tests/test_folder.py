@@ -1,5 +1,6 @@
 """Folder datasets: every image mode works, bad files are skipped and counted, empty folders fail clearly."""
 
+import errno
 import io
 import json
 import os
@@ -111,10 +112,60 @@ def test_bad_tags_files(tmp_path, content, message):
         read_tags(str(p))
 
 
-def test_decoded_images_are_cached(messy_dir, tmp_path):
+def test_decoded_images_are_cached(messy_dir, tmp_path, caplog):
     cache = tmp_path / "cache"
+    caplog.set_level(logging.INFO)
     first = load_folder(str(messy_dir), 16, cache_dir=str(cache))
-    assert len([f for f in os.listdir(cache) if f.endswith(".npz")]) == 1
+    assert sorted(f.rsplit(".", 1)[1] for f in os.listdir(cache)) == ["json", "npy"]   # one entry, complete
+    assert "decoded 16 images (2 unreadable)" in caplog.text and "images/s" in caplog.text
+    caplog.clear()
     second = load_folder(str(messy_dir), 16, cache_dir=str(cache))
+    assert "decoded 16 images" not in caplog.text and "using decoded images cached in" in caplog.text
     np.testing.assert_array_equal(first.images, second.images)
-    assert second.skipped == 2
+    np.testing.assert_array_equal(first.images, load_folder(str(messy_dir), 16).images)   # no cache: the same
+    assert second.skipped == 2 and second.images.ctypes.data % 64 == 0
+
+
+def test_a_damaged_cache_is_decoded_again(messy_dir, tmp_path, caplog):
+    cache = tmp_path / "cache"
+    first = np.array(load_folder(str(messy_dir), 16, cache_dir=str(cache)).images)
+    (npy,) = [cache / f for f in os.listdir(cache) if f.endswith(".npy")]
+    cached = np.load(npy, mmap_mode="r+")   # flip one pixel value of the cached array
+    cached[3, 2, 1, 0] ^= 0xFF
+    cached.flush()
+    del cached
+    caplog.set_level(logging.WARNING)
+    again = load_folder(str(messy_dir), 16, cache_dir=str(cache))
+    assert "is unreadable" in caplog.text and "decoding again" in caplog.text
+    np.testing.assert_array_equal(first, again.images)
+
+
+def test_a_cache_that_cannot_be_written_decodes_into_memory(messy_dir, tmp_path, caplog, monkeypatch):
+    (tmp_path / "file").write_text("a file where the cache folder would go")
+    caplog.set_level(logging.WARNING)
+    data = load_folder(str(messy_dir), 16, cache_dir=str(tmp_path / "file" / "cache"))
+    assert len(data) == 16 and "cannot write the decoded-image cache" in caplog.text
+    caplog.clear()
+
+    def full_disk(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full_disk)
+    data = load_folder(str(messy_dir), 16, cache_dir=str(tmp_path / "cache"))
+    assert len(data) == 16 and "No space left on device); decoding into memory instead" in caplog.text
+    assert not [f for f in os.listdir(tmp_path / "cache") if f.endswith(".npy")]   # no half-written file left
+
+
+def test_faces_count_with_a_data_dir_is_refused(messy_dir, tmp_path):
+    from gan_anime.config import Config, validate
+    from gan_anime.data import load_data
+    cfg = Config(data_dir=str(messy_dir), faces_count=64, image_size=16)
+    for check in (validate, load_data):
+        with pytest.raises(ValueError, match=r"^faces_count applies to the built-in faces; with a data folder "
+                                             r"\(.*messy\) every readable image is used"):
+            check(cfg)
+    validate(cfg.replace(faces_count=Config().faces_count))   # the default: fine
+    validate(cfg.replace(data_dir=None))                      # the built-in faces: fine
+    # A run saved before this check resumes: its faces_count never applied to its folder.
+    cfg.save(str(tmp_path / "config.json"))
+    assert Config.load(str(tmp_path / "config.json")).faces_count == Config().faces_count

@@ -44,6 +44,14 @@ def test_train_dry_run_prints_the_entry_command(run_cmd, tmp_path):
     assert not os.path.exists(tmp_path / "runs")
 
 
+@pytest.mark.parametrize("data_flag", [["--data-dir", "pics"], ["--data-dir=pics"]])
+def test_presets_on_a_folder_leave_out_the_built_in_faces_count(run_cmd, tmp_path, data_flag):
+    """ENTRY refuses --faces-count with --data-dir (it would be ignored), so TRAIN M,1 --data-dir must not pass it."""
+    result = run_cmd(["train.sh", "M,1", *data_flag, "--dry-run"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "--faces-count" not in result.stdout and result.stdout.rstrip().endswith(" ".join(data_flag))
+
+
 def test_composed_presets_replace_one_setting_each(run_cmd, tmp_path):
     result = run_cmd(["train.sh", "M,2", "D,C,2", "B,1", "N,3", "E,1", "--dry-run", "--run-dir", "x"], tmp_path)
     assert result.returncode == 0, result.stderr

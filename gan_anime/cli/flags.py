@@ -298,6 +298,9 @@ def _absl_error(error: flags.Error) -> UsageError:
     m = re.match(r"Missing value for flag --(\w+)", text)
     if m:
         return UsageError(m.group(1), "expected a value")
+    m = re.match(r"(?:ERROR:+\s*)?Unable to open flagfile: (?:\[Errno \d+\] )?(.*)$", text)
+    if m:
+        return UsageError("flagfile", f"cannot read it ({m.group(1)})")
     return UsageError(None, text)
 
 

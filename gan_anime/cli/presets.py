@@ -152,9 +152,11 @@ def resolve(tokens: Sequence[str]) -> Flags:
     return _merge(flags, _f(("--generate-after", GENERATE_AFTER)))
 
 
-def args(tokens: Sequence[str]) -> List[str]:
-    """Presets -> the ENTRY argument list."""
-    return [item for flag, values in resolve(tokens) for item in (flag, *values)]
+def args(tokens: Sequence[str], folder: bool = False) -> List[str]:
+    """Presets -> the ENTRY argument list.  ``folder``: the user trains on their own ``--data-dir``, where the
+    presets' count of built-in faces does not apply (and ENTRY refuses it)."""
+    return [item for flag, values in resolve(tokens) if not (folder and flag == "--faces-count")
+            for item in (flag, *values)]
 
 
 def command(tokens: Sequence[str]) -> str:
@@ -187,10 +189,11 @@ def table(markdown: bool = False) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    """``presets.py args TOKEN...`` (one ENTRY argument per line) | ``table`` | ``markdown``."""
+    """``presets.py args [--folder] TOKEN...`` (one ENTRY argument per line) | ``table`` | ``markdown``."""
     if len(argv) >= 1 and argv[0] == "args":
+        folder = argv[1:2] == ["--folder"]
         try:
-            print("\n".join(args(argv[1:])))
+            print("\n".join(args(argv[1 + folder:], folder=folder)))
         except PresetError as e:
             sys.stderr.write(f"TRAIN: error: {e}\n")
             return 2
@@ -198,7 +201,7 @@ def main(argv: Sequence[str]) -> int:
     if argv == ["table"] or argv == ["markdown"]:
         print(table(markdown=argv[0] == "markdown"))
         return 0
-    sys.stderr.write("usage: presets.py args PRESET... | table | markdown\n")
+    sys.stderr.write("usage: presets.py args [--folder] PRESET... | table | markdown\n")
     return 2
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Tuple
 
-from gan_anime.config import Config
+from gan_anime.config import Config, check_data_source
 from gan_anime.data.folder import ImageSet, load_folder
 
 #: The built-in faces are always rendered with this seed, so every run trains on the same set.
@@ -21,7 +21,9 @@ def cache_dir_for(cfg: Config) -> str:
 
 def load_data(cfg: Config) -> Tuple[ImageSet, Config]:
     """Load the run's images and return them with the config completed from the data
-    (conditional or not, class counts and names).  A saved config's class order is kept."""
+    (conditional or not, class counts and names).  A saved config's class order is kept.
+    ``faces_count`` other than its default with ``data_dir`` is a ``ValueError``: it would be ignored."""
+    check_data_source(cfg)
     cache = cache_dir_for(cfg)
     if cfg.data_dir is None:
         from gan_anime.data import faces

@@ -12,7 +12,10 @@ epoch's iterator blocked the training loop for 14-39 s in about half the epochs 
 Each element is one *replica's* slice of a global batch, as
 ``strategy.distribute_datasets_from_function`` expects: replica r gets rows
 ``[r*b, (r+1)*b)`` of global batch ``b * replicas``, so a multi-device run sees
-the same examples and noise as one device with the same global batch.
+the same examples and noise as one device with the same global batch.  An input
+pipeline (one per worker) gathers, converts and flips only its own replicas' rows;
+the random draws (order, flips, noise) are made for the global batch and cut, so they
+are the same as one process's.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from typing import Optional, Union
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
+from gan_anime.data.decode import ALIGN
 from gan_anime.data.folder import ImageSet
 
 # Offsets that keep the random streams for shuffling, flips and noise apart.
@@ -57,9 +62,13 @@ def batch_indices(num_images: int, seed: int, epoch, step_in_epoch, global_batch
     return tf.random.experimental.index_shuffle(positions, seed=key, max_index=tf.constant(num_images - 1, tf.int64))
 
 
-def flip(images, seed, step):
-    """Random horizontal flip, images float [B, H, W, 3]; stateless so it is replayable."""
-    coin = tf.random.stateless_uniform([tf.shape(images)[0]], seed=tf.stack([seed * 3 + _FLIP_STREAM, step]))
+def flip(images, seed, step, rows: Optional[tuple] = None):
+    """Random horizontal flip, images float [B, H, W, 3]; stateless so it is replayable.
+    rows: (first, total) when ``images`` are rows [first, first + B) of a batch of ``total``: each row
+    flips as it would in the whole batch (a worker that builds only its share flips as one process)."""
+    first, total = rows if rows is not None else (0, tf.shape(images)[0])
+    coin = tf.random.stateless_uniform([total], seed=tf.stack([seed * 3 + _FLIP_STREAM, step]))
+    coin = coin[first:first + tf.shape(images)[0]]
     return tf.where(coin[:, None, None, None] < 0.5, tf.reverse(images, axis=[2]), images)
 
 
@@ -83,6 +92,23 @@ def substream_normal(seed: int, position, stream: int, shape):
     return tf.random.stateless_normal(shape, seed=key)
 
 
+def host_tensor(array: np.ndarray) -> tf.Tensor:
+    """A host-memory tensor of ``array`` that shares its memory when TensorFlow allows it (through
+    DLPack: a C-contiguous, writeable, 64-byte-aligned array, as :mod:`gan_anime.data.decode` makes;
+    a copy-on-write memory map counts as writeable), else a copy.  Sharing keeps a large folder in
+    memory once instead of twice; TensorFlow aborts the process on an unaligned shared buffer,
+    hence the checks."""
+    shareable = (array.size > 0 and array.flags.c_contiguous and array.flags.writeable
+                 and array.ctypes.data % ALIGN == 0 and array.dtype in (np.uint8, np.float32, np.int32)
+                 and hasattr(tf.experimental, "dlpack"))
+    if shareable:
+        try:
+            return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+        except Exception as e:  # noqa: BLE001 - an older NumPy or TensorFlow: fall back to a copy
+            logging.info("sharing the images with TensorFlow failed (%s); copying them", " ".join(str(e).split()))
+    return tf.constant(array)
+
+
 @dataclasses.dataclass(frozen=True)
 class DataTensors:
     """An :class:`ImageSet` as tensors: images uint8 [N, S, S, 3], hair and eye int32 [N] (zeros if untagged).
@@ -98,13 +124,25 @@ class DataTensors:
 
     @classmethod
     def from_images(cls, data: ImageSet) -> "DataTensors":
+        """The images tensor shares ``data.images``' memory where it can (:func:`host_tensor`)."""
         zeros = np.zeros(len(data), np.int32)
         with tf.device("/cpu:0"):   # input data stays in host memory, not on a GPU
-            return cls(tf.constant(data.images), tf.constant(data.hair if data.tagged else zeros),
+            return cls(host_tensor(data.images), tf.constant(data.hair if data.tagged else zeros),
                        tf.constant(data.eye if data.tagged else zeros))
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+
+def pipeline_rows(global_batch: int, num_replicas: int,
+                  input_context: Optional[tf.distribute.InputContext] = None) -> tuple:
+    """(first, end) rows of each global batch that input pipeline ``input_context.input_pipeline_id`` (one per
+    worker) builds: those of its ``num_replicas / num_input_pipelines`` replicas; (0, global_batch) without one."""
+    if input_context is None or input_context.num_input_pipelines == 1:
+        return 0, global_batch
+    per_pipeline = num_replicas // input_context.num_input_pipelines
+    rows = per_pipeline * (global_batch // num_replicas)
+    return input_context.input_pipeline_id * rows, (input_context.input_pipeline_id + 1) * rows
 
 
 def make_dataset(data: Union[ImageSet, DataTensors], *, seed: int, start_step: int, end_step: int,
@@ -132,7 +170,7 @@ def make_dataset(data: Union[ImageSet, DataTensors], *, seed: int, start_step: i
     pipelines = input_context.num_input_pipelines if input_context else 1
     pipeline_id = input_context.input_pipeline_id if input_context else 0
     per_pipeline = num_replicas // pipelines
-    my_replicas = list(range(pipeline_id * per_pipeline, (pipeline_id + 1) * per_pipeline))
+    lo, hi = pipeline_rows(global_batch, num_replicas, input_context)   # this pipeline's rows of a global batch
 
     k = batches_per_step
     spe = steps_per_epoch(len(data), global_batch, k)
@@ -140,19 +178,19 @@ def make_dataset(data: Union[ImageSet, DataTensors], *, seed: int, start_step: i
     images, hair, eye = tensors.images, tensors.hair, tensors.eye
 
     def per_replica(batch):
-        """Global-batch rows -> [replicas of this pipeline, b, ...]; scalars are repeated per replica."""
+        """This pipeline's rows [lo, hi) -> [replicas of this pipeline, b, ...]; scalars are repeated per replica."""
         chunks = [{key: v if v.shape.rank == 0 else v[r * local:(r + 1) * local] for key, v in batch.items()}
-                  for r in my_replicas]
+                  for r in range(per_pipeline)]
         return {key: tf.stack([c[key] for c in chunks]) for key in batch}
 
     def one_batch(epoch, position_in_epoch, position):
-        idx = batch_indices(len(data), seed, epoch, position_in_epoch, global_batch)
+        idx = batch_indices(len(data), seed, epoch, position_in_epoch, global_batch)[lo:hi]
         x = tf.cast(tf.gather(images, idx), tf.float32) / 127.5 - 1.0
         if augment:
-            x = flip(x, seed, position)
+            x = flip(x, seed, position, rows=(lo, global_batch))
         return per_replica({"images": x, "hair": tf.gather(hair, idx), "eye": tf.gather(eye, idx),
-                            "noise": batch_noise(seed, position, global_batch, noise_dim),
-                            "alpha": substream_uniform(seed, position, _ALPHA, [global_batch]),
+                            "noise": batch_noise(seed, position, global_batch, noise_dim)[lo:hi],
+                            "alpha": substream_uniform(seed, position, _ALPHA, [global_batch])[lo:hi],
                             "position": tf.cast(position, tf.int64)})
 
     def make_batch(step):
@@ -161,7 +199,7 @@ def make_dataset(data: Union[ImageSet, DataTensors], *, seed: int, start_step: i
             return one_batch(epoch, in_epoch, step)
         parts = [one_batch(epoch, in_epoch * k + j, step * k + j) for j in range(k)]
         batch = {key: tf.stack([p[key] for p in parts], axis=1) for key in parts[0]}   # [replicas, k, b, ...]
-        g_noise = substream_normal(seed, step * k, _G_NOISE, [global_batch, noise_dim])
+        g_noise = substream_normal(seed, step * k, _G_NOISE, [global_batch, noise_dim])[lo:hi]
         return {**batch, **per_replica({"g_noise": g_noise})}
 
     ds = tf.data.Dataset.range(start_step, end_step)
@@ -171,4 +209,8 @@ def make_dataset(data: Union[ImageSet, DataTensors], *, seed: int, start_step: i
     options = tf.data.Options()
     options.autotune.enabled = False
     options.threading.private_threadpool_size = 1
+    # tf.data's default graph rewrites serialise the dataset, and with it the captured images as a
+    # constant: a second copy of the whole image array (measured: +1 copy with them, none without;
+    # this pipeline has nothing for them to fuse, and its throughput is unchanged).
+    options.experimental_optimization.apply_default_optimizations = False
     return ds.prefetch(2).with_options(options)
