@@ -57,6 +57,20 @@ def printed_path(stdout, prefix):
     return line[len(prefix):].strip().split(" ")[0].rstrip("/")
 
 
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory):
+    """40 small PNGs (24x20: two flat colours each): 5 steps per epoch at batch 8.  Tests only read it."""
+    import numpy as np
+    from PIL import Image
+    d = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(1)
+    for i in range(40):
+        a = np.full((24, 20, 3), rng.integers(0, 255, 3), np.uint8)
+        a[4:14, 5:15] = rng.integers(0, 255, 3)
+        Image.fromarray(a).save(d / f"{i:02d}.png")
+    return str(d)
+
+
 def tiny_config(run_dir, image_dir, epochs=3, **kw):
     """A Config for a 16 px model (width 4, noise 8, batch 8) on ``image_dir``, caches beside the run."""
     from gan_anime.config import Config

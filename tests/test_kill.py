@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS, STEPS_PER_EPOCH = 30, 5     # 40 images, batch 8
@@ -66,17 +65,6 @@ cfg = gan_anime.Config(data_dir=sys.argv[1], run_dir=sys.argv[2], cache_dir=sys.
 r = gan_anime.train(cfg, resume=sys.argv[3] == "resume", hooks=[Steps()], progress="lines")
 print("STATUS", r.status, r.step, flush=True)
 """ % {"epochs": EPOCHS}
-
-
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(1)
-    for i in range(40):
-        a = np.full((24, 20, 3), rng.integers(0, 255, 3), np.uint8)
-        a[4:14, 5:15] = rng.integers(0, 255, 3)
-        Image.fromarray(a).save(d / f"{i:02d}.png")
-    return str(d)
 
 
 def start(image_dir, run_dir, resume, kill_in_write=None):

@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 import gan_anime
 from conftest import tiny_config as tiny
@@ -15,17 +14,6 @@ from gan_anime.losses import LOSSES, nonsaturating
 from gan_anime.training.hooks import Hook
 from gan_anime.training.recovery import Diverged
 from gan_anime.training.trainer import NonFiniteLossError, Trainer, prepare_run
-
-
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(1)
-    for i in range(40):        # 40 images, batch 8: 5 steps per epoch
-        a = np.full((24, 20, 3), rng.integers(0, 255, 3), np.uint8)
-        a[4:14, 5:15] = rng.integers(0, 255, 3)
-        Image.fromarray(a).save(d / f"{i:02d}.png")
-    return str(d)
 
 
 def checkpoint_tensors(path):

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 import gan_anime
 from conftest import tiny_config as tiny
@@ -18,17 +17,6 @@ from gan_anime.data.folder import ImageSet
 from gan_anime.training.trainer import Trainer, prepare_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def image_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(1)
-    for i in range(40):
-        a = np.full((24, 20, 3), rng.integers(0, 255, 3), np.uint8)
-        a[4:14, 5:15] = rng.integers(0, 255, 3)
-        Image.fromarray(a).save(d / f"{i:02d}.png")
-    return str(d)
 
 
 
