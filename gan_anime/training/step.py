@@ -18,6 +18,8 @@ and the replicas' values are summed, so one device and N replicas compute the sa
 also reports the global norms of both networks' gradients (``d_grad_norm``, ``g_grad_norm``), so a
 NaN or inf in any gradient reaches the loop's check in the step it appears (on N replicas the
 figure is the sum of the replicas' partial-gradient norms, an upper bound of the applied one's).
+With several workers the step also sums each worker's stop request (``stop_request``), so every
+worker reads the same request back with the same step's statistics.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import tensorflow as tf
 from gan_anime.config import Config
 from gan_anime.data.augment import diff_augment
 from gan_anime.losses import generator_loss, get_loss, gradient_penalty, r1_penalty
+from gan_anime.training.multiworker import STOP_KEY
 from gan_anime.variants import Variant
 
 Outputs = Dict[str, tf.Tensor]   # D's outputs: "logits" [B], and "hair" [B, H], "eye" [B, E] with classifier heads
@@ -104,12 +107,16 @@ class TrainStep:
 
     G, D, optimizers, strategy: the trainer's (built under ``strategy.scope()``).
     after_step: called inside the compiled step after the replicas' updates (EMA, counters).
+    stop_request: several workers only, this worker's host variable of stop reasons
+    (:class:`gan_anime.training.multiworker.StopRequest`); the step returns its sum over all replicas
+    under ``STOP_KEY``.  None (one process): the step is unchanged.
     """
 
     def __init__(self, cfg: Config, variant: Variant, G, D, g_opt, d_opt, strategy: tf.distribute.Strategy,
-                 after_step: Callable[[], None]):
+                 after_step: Callable[[], None], stop_request: Optional[tf.Variable] = None):
         self.cfg, self.variant, self.G, self.D = cfg, variant, G, D
         self.g_opt, self.d_opt, self.strategy, self.after_step = g_opt, d_opt, strategy, after_step
+        self.stop_request = stop_request
         self.loss_fn = get_loss(cfg.loss)
         self.head_loss = HEAD_LOSSES[variant.heads]
         self.stats_fn = STATS[variant.stats]
@@ -232,6 +239,11 @@ class TrainStep:
 
         if self.cfg.jit_compile:
             replica_step = tf.function(replica_step, jit_compile=True)
+        if self.stop_request is not None:
+            compute, request = replica_step, self.stop_request
+
+            def replica_step(batch):   # outside any XLA cluster: the request is a host variable
+                return {**compute(batch), STOP_KEY: tf.identity(request)}
         strategy = self.strategy
 
         @tf.function

@@ -2,7 +2,9 @@
 
 The same code trains on one CPU, several GPUs (MirroredStrategy) or several
 machines (MultiWorkerMirroredStrategy): per-replica losses are averaged over the
-*global* batch and the optimizers sum gradients across replicas.
+*global* batch and the optimizers sum gradients across replicas.  With several workers
+the chief's run, restored state and any worker's stop request reach every worker
+(:mod:`gan_anime.training.multiworker`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from gan_anime.images import make_grid, save_png
 from gan_anime.inference import generator_inputs, generator_tensors, run_generator
 from gan_anime.models import build_models
 from gan_anime.schedules import Scaled, build_schedule
-from gan_anime.training import recovery
+from gan_anime.hardware import resolve_precision
+from gan_anime.training import multiworker, recovery
 from gan_anime.training.checkpoint import Counters, StopSignal, make_manager
 from gan_anime.training.hooks import PROGRESS_MODES, EpochEnd, Hook, HookList, RunInfo, StepEnd, default_hooks
 from gan_anime.training.recovery import Diverged, NonFiniteLossError
@@ -49,6 +52,7 @@ class TrainResult:
     seconds: float
     images_per_s: float
     signal: Optional[str] = None    # "SIGINT" or "SIGTERM" when status is "interrupted"
+    epochs: int = 0                 # the run's total epochs (cfg.epochs of the training, on every worker)
 
 
 class Trainer:
@@ -66,6 +70,7 @@ class Trainer:
             raise ValueError(f"batch size {cfg.batch_size} must be divisible by the {self.replicas} replicas")
         self.local_batch = cfg.batch_size // self.replicas
         self.chief = is_chief(self.strategy)
+        self.workers = multiworker.worker_count(self.strategy)
         keras.utils.set_random_seed(cfg.seed)  # reproducible initial weights
         with self.strategy.scope():
             self.G, self.D = build_models(cfg)
@@ -94,12 +99,17 @@ class Trainer:
             objects["generator_ema"] = self.G_ema
         self.checkpoint = tf.train.Checkpoint(**objects)
         ckpt_dir = os.path.join(cfg.run_dir, "checkpoints")
-        if not self.chief:  # other workers write their (identical) copies somewhere harmless
+        if not self.chief:
+            # Every worker takes part in a save (TensorFlow's multi-worker pattern); the others write their
+            # identical copies somewhere harmless and never read them: they restore from the chief (restore).
             ckpt_dir = os.path.join(cfg.run_dir, f".worker_{self.strategy.cluster_resolver.task_id}")
         self.manager = make_manager(self.checkpoint, ckpt_dir, cfg.keep_checkpoints)
+        # Several workers: each one's reasons to stop travel inside the step, so all stop at the same step.
+        self.stop_request = multiworker.StopRequest() if self.workers > 1 else None
         # One compiled step per set of penalties in force (lazy R1 applies on every r1_every-th step).
         self.train_step = TrainStep(cfg, self.variant, self.G, self.D, self.g_opt, self.d_opt, self.strategy,
-                                    self._after_step)
+                                    self._after_step,
+                                    stop_request=self.stop_request.variable if self.stop_request else None)
 
     # ------------------------------------------------------------------ building
     def _build_variables(self) -> None:
@@ -135,7 +145,31 @@ class Trainer:
     # ------------------------------------------------------------------ state
     def restore(self) -> Optional[str]:
         """Restore the newest good checkpoint of the run, if any (a damaged or non-finite newest one is
-        reported and the one before it used); returns its path."""
+        reported and the one before it used); returns its path.
+
+        With several workers only the chief reads its checkpoints; every worker then gets the chief's
+        state (:meth:`sync_from_chief`) and its answer, so the others need no checkpoint of their own.
+        """
+        if self.workers == 1:
+            return self._restore_newest()
+        path = multiworker.run_together(self.strategy, lambda: self._restore_newest() if self.chief else None,
+                                        "restore the run's checkpoint")
+        restored = multiworker.from_chief(self.strategy, [tf.constant([int(path is not None)], tf.int64)])[0]
+        if not int(restored[0]):
+            return None
+        self.sync_from_chief()
+        return path or os.path.join(self.cfg.run_dir, "checkpoints", f"ckpt-{int(self.counters.step)}")
+
+    def sync_from_chief(self) -> None:
+        """Several workers: every checkpointed variable (G, D, EMA G, both optimizers), the step counters
+        and ``lr_scale`` take the chief's values on every worker."""
+        nets = [self.G, self.D] + ([self.G_ema] if self.G_ema is not None else [])
+        c = self.counters
+        multiworker.broadcast_variables(self.strategy, [v for n in nets for v in n.variables]
+                                        + list(self.g_opt.variables) + list(self.d_opt.variables)
+                                        + [c.step, c.epoch, c.step_in_epoch, self.lr_scale])
+
+    def _restore_newest(self) -> Optional[str]:
         candidates = list(self.manager.checkpoints)
         if not candidates:
             return None
@@ -225,6 +259,8 @@ class Trainer:
         # Other workers train and checkpoint in lockstep with the chief but report nothing.
         hook = HookList(default_hooks(hooks, progress) if self.chief else [])
         start_time, start_step = time.time(), int(self.counters.step)
+        if self.stop_request is not None:
+            self.stop_request.reset()
         rollbacks, result = 0, None
         hook.begin(RunInfo(self.cfg, self, spe, start_step))
         try:
@@ -244,9 +280,10 @@ class Trainer:
     def _train_epochs(self, data: ImageSet, spe: int, stop: Optional[StopSignal], hook: Hook,
                       start_time: float, start_step: int) -> TrainResult:
         """The loop from the restored position to the run's end; raises :class:`Diverged`."""
-        cfg, c = self.cfg, self.counters
+        cfg, c, request = self.cfg, self.counters, self.stop_request
         last: Dict[str, float] = {}
         status, rate, saved = "finished", 0.0, None
+        signal: Optional[str] = None
 
         def checkpoint():
             path = self.save()
@@ -260,14 +297,20 @@ class Trainer:
             pending = []    # (step, step in epoch, the step's statistics as tensors), not read back yet
             while in_epoch < spe:
                 in_epoch += 1
+                if request is not None:   # several workers: this one's reasons to stop go into the step
+                    request.update(stop.requested if stop is not None else None, bool(
+                        cfg.max_minutes and time.time() - start_time >= 60.0 * cfg.max_minutes))
                 pending.append((step + 1, in_epoch, self.train_step(step)(next(batches))))
                 step += 1
                 if not self._read_back_now(step, in_epoch, spe, len(pending)):
                     continue
-                last, rate = self._read_back(pending, epoch, spe, hook, start_time, start_step)
+                last, rate, asked = self._read_back(pending, epoch, spe, hook, start_time, start_step)
                 pending = []
                 if cfg.max_steps and step >= cfg.max_steps:
                     status = "max_steps"
+                elif request is not None:   # several workers: what any of them asked, the same on every worker
+                    if asked:
+                        status, signal = asked
                 elif cfg.max_minutes and time.time() - start_time >= 60.0 * cfg.max_minutes:
                     status = "max_minutes"
                 elif stop is not None and stop.requested:
@@ -284,9 +327,11 @@ class Trainer:
                 hook.epoch_end(EpochEnd(int(c.epoch), int(c.step), saved))
             if status != "finished":
                 break
+        if status == "interrupted" and request is None:
+            signal = stop.requested
         return TrainResult(cfg.run_dir, int(c.step), int(c.epoch), status,
                            saved or self.manager.latest_checkpoint, last, time.time() - start_time, rate,
-                           stop.requested if stop is not None and status == "interrupted" else None)
+                           signal if status == "interrupted" else None, cfg.epochs)
 
     def _read_back_now(self, step: int, in_epoch: int, spe: int, pending: int) -> bool:
         """Whether the loop reads the statistics back after global step ``step``: every
@@ -300,11 +345,15 @@ class Trainer:
         """The statistics of the ``pending`` steps as floats, each checked and reported to the hooks in
         order.  A non-finite value (a loss or a gradient norm) raises :class:`Diverged` naming the step;
         every checkpoint was written before it.
-        Returns (the last step's logs, images/s so far)."""
+        Returns (the last step's logs, images/s so far, (status, signal) when a worker asked to stop (with
+        several workers) or None)."""
         cfg = self.cfg
         elapsed = max(time.time() - start_time, 1e-9)
+        asked = None
         for step, in_epoch, tensors in pending:
-            stats = {k: float(v) for k, v in tensors.items()}
+            stats = {k: float(v) for k, v in tensors.items() if k != multiworker.STOP_KEY}
+            if multiworker.STOP_KEY in tensors:   # each worker's requests only grow: the last step has them all
+                asked = multiworker.stop_reason(tensors[multiworker.STOP_KEY].numpy())
             if not all(math.isfinite(v) for v in stats.values()):
                 raise Diverged(step, stats)
             lr_g, lr_d = self.learning_rates_at(step)
@@ -312,7 +361,7 @@ class Trainer:
             last = {**stats, "lr_g": lr_g, "lr_d": lr_d, "images_per_s": rate}
             hook.step_end(StepEnd(step, epoch, in_epoch, last, step_keys=frozenset(last),
                                   log_step=step % cfg.log_every == 0 or in_epoch == spe))
-        return last, rate
+        return last, rate, asked
 
     def _batches(self, data: ImageSet, start: int, end: int):
         """One iterator over the run's steps [start, end), across epochs (see gan_anime.data.pipeline).
@@ -404,25 +453,34 @@ def train(cfg: Config, resume: bool = False, strategy: Optional[tf.distribute.St
     SIGINT/SIGTERM stop after the current step with a checkpoint saved; the result's
     ``status`` is then "interrupted" and ``train(cfg, resume=True)`` continues exactly.
     ``hooks`` and ``progress``: see :meth:`Trainer.fit`.
+
+    Several workers (MultiWorkerMirroredStrategy): the chief (worker 0) decides fresh or resume and the
+    config, and restores; the others take its config and state and load their own copy of the images
+    (:mod:`gan_anime.training.multiworker`).  Give every worker the same call (command line).
     """
     if strategy is None:
         strategy = make_strategy(cfg.strategy)  # first: MultiWorkerMirroredStrategy needs a clean runtime
+    if multiworker.worker_count(strategy) > 1:
+        data, cfg, resume = multiworker.agree_on_run(strategy, cfg, resume, data, prepare_run, load_data)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
     if data is None:
         data, cfg = prepare_run(cfg, resume)
-    if cfg.fid_every and is_chief(strategy):
-        from gan_anime.training.fid_hook import FidHook
-        hooks = [*hooks, FidHook(data, cfg)]   # before anything is written: its weights are checked here
+    if cfg.fid_every:
+        def fid_hook():
+            if is_chief(strategy):
+                from gan_anime.training.fid_hook import FidHook
+                return [FidHook(data, cfg)]   # before anything is written: its weights are checked here
+            return []
+        hooks = [*hooks, *multiworker.run_together(strategy, fid_hook, "load the FID network")]
     trainer = Trainer(cfg, strategy)
-    preflight(trainer, data)
+    multiworker.run_together(strategy, lambda: preflight(trainer, data), "prepare the run directory")
     if resume and trainer.restore() is None:
         raise FileNotFoundError(f"no checkpoint in {os.path.join(cfg.run_dir, 'checkpoints')} to resume from")
     if trainer.chief:
         cfg.save(os.path.join(cfg.run_dir, "config.json"))
     if not resume:
         trainer.save()   # ckpt-0: a run killed or diverging before its first checkpoint resumes from here
-    from gan_anime.hardware import resolve_precision
     logging.info("training %s on %d images (%s), %d step(s) per epoch, global batch %d on %d replica(s), %s",
                  cfg.gan, len(data), data.source, trainer.steps_per_epoch(len(data)), cfg.batch_size,
                  trainer.replicas, resolve_precision(cfg.precision))
