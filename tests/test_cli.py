@@ -250,7 +250,10 @@ def test_wrong_invocations_exit_2_with_one_line(cli_env, tmp_path):
      "--compare: compares two folders; --run-dir, --name, --num-samples and --checkpoint are for a run"),
     (["--inference", "--run-dir", "no/such/run"], "--run-dir: run directory no/such/run does not exist"),
     (["--inference", "--train", "--load"], "--load: give exactly one routine of --train, --load, --inference, "
-                                         "--media, --evaluate, --benchmark; got --train and --load and --inference"),
+                                         "--media, --evaluate, --benchmark, --export, --serve; got --train and "
+                                         "--load and --inference"),
+    (["--serve", "--format", "tflite"], "--format: not used by --serve"),
+    (["--export", "--host", "0.0.0.0"], "--host: not used by --export"),
     (["--benchmark", "--epochs", "3"], "--epochs: not used by --benchmark"),
     (["--benchmark", "--steps", "0"], "--steps: expected a positive integer, got 0"),
     (["--benchmark", "--gan", "wgan-gp", "--r1-gamma", "1"], "--gan: gan 'wgan-gp' has no R1 penalty"),

