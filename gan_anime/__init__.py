@@ -27,8 +27,8 @@ _EXPORTS = {
     "GanRun": "gan_anime.inference", "load": "gan_anime.inference",
     "Generator": "gan_anime.models", "Discriminator": "gan_anime.models", "build_models": "gan_anime.models",
     "Trainer": "gan_anime.training.trainer", "TrainResult": "gan_anime.training.trainer",
-    "NonFiniteLossError": "gan_anime.training.trainer", "prepare_run": "gan_anime.training.trainer",
-    "train": "gan_anime.training.trainer",
+    "NonFiniteLossError": "gan_anime.training.recovery", "prepare_run": "gan_anime.training.run",
+    "train": "gan_anime.training.run",
     "evaluate": "gan_anime.metrics.evaluate", "compare_folders": "gan_anime.metrics.evaluate",
 }
 

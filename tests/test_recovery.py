@@ -13,7 +13,9 @@ from conftest import tiny_config as tiny
 from gan_anime.losses import LOSSES, nonsaturating
 from gan_anime.training.hooks import Hook
 from gan_anime.training.recovery import Diverged
-from gan_anime.training.trainer import NonFiniteLossError, Trainer, prepare_run
+from gan_anime.training.recovery import NonFiniteLossError
+from gan_anime.training.run import prepare_run
+from gan_anime.training.trainer import Trainer
 
 
 def checkpoint_tensors(path):

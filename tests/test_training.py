@@ -14,7 +14,8 @@ import gan_anime
 from conftest import tiny_config as tiny
 from gan_anime.config import Config
 from gan_anime.data.folder import ImageSet
-from gan_anime.training.trainer import Trainer, prepare_run
+from gan_anime.training.run import prepare_run
+from gan_anime.training.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
