@@ -83,12 +83,18 @@ def tiny_config(run_dir, image_dir, epochs=3, **kw):
 
 def cli_error(argv, capsys):
     """Run the command line in this process up to its first error: (exit code, stderr)."""
+    import logging
     from gan_anime.cli import flags as cli_flags
     from gan_anime.cli import main as cli_main
-    with pytest.raises(SystemExit) as exit_info:
-        try:
-            rest = cli_flags.parse(["gan-anime", *argv])
-        except cli_flags.UsageError as e:
-            cli_flags.fail(str(e))
-        cli_main.main(["gan-anime", *rest])
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level        # parsing applies absl's --verbosity to its logger: put it back after
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            try:
+                rest = cli_flags.parse(["gan-anime", *argv])
+            except cli_flags.UsageError as e:
+                cli_flags.fail(str(e))
+            cli_main.main(["gan-anime", *rest])
+    finally:
+        absl_logger.setLevel(level)
     return exit_info.value.code, capsys.readouterr().err

@@ -115,6 +115,7 @@ def test_bad_tags_files(tmp_path, content, message):
 def test_decoded_images_are_cached(messy_dir, tmp_path, caplog):
     cache = tmp_path / "cache"
     caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="absl")   # whatever level parsing absl's flags left it at
     first = load_folder(str(messy_dir), 16, cache_dir=str(cache))
     assert sorted(f.rsplit(".", 1)[1] for f in os.listdir(cache)) == ["json", "npy"]   # one entry, complete
     assert "decoded 16 images (2 unreadable)" in caplog.text and "images/s" in caplog.text
