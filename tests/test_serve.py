@@ -149,13 +149,14 @@ def test_cli_serve_prints_the_url_and_stops_on_ctrl_c(cli_env, tmp_path, run):
     try:
         assert select.select([proc.stdout], [], [], 180)[0], "no line on stdout within 180 s"
         line = proc.stdout.readline()
-        assert line.startswith(f"serving {os.path.abspath(run.run_dir)} at http://127.0.0.1:"), proc.stderr.read()
+        assert line.startswith(f"serving {os.path.abspath(run.run_dir)} at http://127.0.0.1:"), (
+            line, proc.poll(), proc.stderr.read() if proc.poll() is not None else "")
         base = line.split(" at ")[1].split("/ ")[0]
         assert get(base + "/api/faces?count=1")[0] == 200
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        assert out.strip() == "stopped"
+        assert proc.returncode == 0, (proc.returncode, out, err[-3000:])
+        assert out.strip() == "stopped", (out, err[-3000:])
     finally:
         if proc.poll() is None:
             proc.kill()
