@@ -15,7 +15,6 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from gan_anime.config import Config
 from gan_anime.images import labelled_grid, make_grid, save_png, to_uint8
@@ -302,17 +301,16 @@ def load(run_dir: str, checkpoint=None) -> GanRun:
     ckpt_path = find_checkpoint(run_dir, checkpoint)
     generator = build_generator(cfg)
     key = "generator_ema" if cfg.ema_decay > 0 else "generator"
-    # The latest first; when it is damaged (a disk error, a copy cut short), the newest one that reads back.
-    state = tf.train.get_checkpoint_state(os.path.dirname(ckpt_path)) if checkpoint is None else None
-    candidates = [ckpt_path] + [p for p in reversed(state.all_model_checkpoint_paths if state else [])
-                                if p != ckpt_path]
-    for path in candidates:
+    from gan_anime.training.recovery import checkpoint_candidates, first_line, restore_newest_good
+    restorer = tf.train.Checkpoint(**{key: generator})
+    if checkpoint is not None:   # the checkpoint asked for, or an error
         try:
-            tf.train.Checkpoint(**{key: generator}).restore(path).expect_partial().assert_existing_objects_matched()
-            return GanRun(run_dir, cfg, generator, path)
+            restorer.restore(ckpt_path).expect_partial().assert_existing_objects_matched()
         except (tf.errors.OpError, IndexError, RuntimeError) as e:
-            problem = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            if checkpoint is not None:
-                raise ValueError(f"checkpoint {path} cannot be read back ({problem})") from None
-            logging.warning("checkpoint %s is damaged or incomplete (%s); trying the one before it", path, problem)
-    raise ValueError(f"none of the checkpoints of {run_dir} can be read back; train the run again")
+            raise ValueError(f"checkpoint {ckpt_path} cannot be read back ({first_line(e)})") from None
+        return GanRun(run_dir, cfg, generator, ckpt_path)
+    # The latest, or when it is damaged (a disk error, a copy cut short) the newest one that reads back.
+    path = restore_newest_good(restorer, checkpoint_candidates(os.path.dirname(ckpt_path)), (), partial=True)
+    if path is None:
+        raise ValueError(f"none of the checkpoints of {run_dir} can be read back; train the run again")
+    return GanRun(run_dir, cfg, generator, path)

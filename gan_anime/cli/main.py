@@ -223,8 +223,8 @@ def completed_epochs(ckpt_dir: str) -> int:
     """Epochs done at the newest checkpoint that reads back (the trainer restores the same one: a damaged
     newest checkpoint is skipped there too)."""
     import tensorflow as tf
-    state = tf.train.get_checkpoint_state(ckpt_dir)
-    for path in reversed(list(state.all_model_checkpoint_paths) if state else []):
+    from gan_anime.training.recovery import checkpoint_candidates
+    for path in reversed(checkpoint_candidates(ckpt_dir)):
         try:
             return int(tf.train.load_variable(path, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
         except Exception:   # noqa: BLE001 - any damage: the trainer reports it and uses the one before

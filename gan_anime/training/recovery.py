@@ -12,6 +12,7 @@ stops with :class:`NonFiniteLossError`.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import shutil
 from typing import Dict, Iterable, List, Optional, Union
@@ -40,7 +41,7 @@ class Diverged(Exception):
 def describe(what: Union[str, Dict[str, float]]) -> str:
     if isinstance(what, str):
         return what
-    bad = {k: v for k, v in what.items() if not (v == v and abs(v) != float("inf"))}
+    bad = {k: v for k, v in what.items() if not math.isfinite(v)}
     return ", ".join(f"{k}={v}" for k, v in bad.items()) or str(what)
 
 
@@ -88,15 +89,27 @@ def give_up_message(cfg: Config, error: Diverged, events: int, checkpoint: Optio
 
 
 # ------------------------------------------------------------------------------- checkpoints
+def checkpoint_candidates(directory: str) -> List[str]:
+    """The checkpoints recorded in ``directory``, oldest first and the state file's latest last (also when
+    its list leaves the latest out, as a hand-edited state file may)."""
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None:
+        return []
+    latest = state.model_checkpoint_path
+    return [c for c in state.all_model_checkpoint_paths if c != latest] + ([latest] if latest else [])
+
+
 def restore_newest_good(checkpoint: tf.train.Checkpoint, candidates: List[str],
-                        variables: Iterable[tf.Variable]) -> Optional[str]:
+                        variables: Iterable[tf.Variable], partial: bool = False) -> Optional[str]:
     """Restore the newest of ``candidates`` (oldest first) that reads back whole and finite; each damaged
     one is reported in one warning line.  A checkpoint of another architecture raises ``ValueError``.
+    ``partial``: ``checkpoint`` holds part of what was saved (the generator alone, to generate).
     Returns the restored path, or None when none is usable."""
     variables = list(variables)
     for path in reversed(candidates):
         try:
-            checkpoint.restore(path).assert_existing_objects_matched()
+            status = checkpoint.restore(path)
+            (status.expect_partial() if partial else status).assert_existing_objects_matched()
         except (AssertionError, ValueError) as e:
             raise ValueError(f"checkpoint {path} does not match this run's models (was it written by another "
                              f"configuration or version?): {first_line(e)}") from None

@@ -169,9 +169,7 @@ class Trainer:
                                         + [c.step, c.epoch, c.step_in_epoch, self.lr_scale])
 
     def _restore_newest(self) -> Optional[str]:
-        # Oldest first; the state file's latest last even when its list leaves it out (a hand-edited state).
-        latest = self.manager.latest_checkpoint
-        candidates = [c for c in self.manager.checkpoints if c != latest] + ([latest] if latest else [])
+        candidates = recovery.checkpoint_candidates(self.manager.directory)
         if not candidates:
             return None
         path = recovery.restore_newest_good(self.checkpoint, candidates, self.checkpoint_variables())
