@@ -33,13 +33,21 @@ import subprocess
 import sys
 import time
 
-#: The S sizes every configuration starts from (TRAIN S,k: 64 px, width 32, batch 16, 10k faces).
+#: The S sizes every configuration starts from (TRAIN S,k: 64 px, width 32, batch 16, 10k faces); --base
+#: changes them for all (the 10-minute sweep of the README ran with --base '{"g_depth": 1}', the default then).
 BASE = dict(image_size=64, g_width=32, d_width=32, batch_size=16, noise_dim=100, faces_count=10000)
 #: name -> (what it tests, gan variant, Config fields changed from the variant's defaults at BASE).
 CONFIGS = {
-    "baseline": ("the default: dcgan, batch 16, lazy R1 (gamma 1, every 4), EMA 0.999, precision auto", "dcgan", {}),
+    "baseline": ("the default: dcgan, g_depth 2, batch 16, lazy R1 (gamma 1, every 4), EMA 0.999, precision auto",
+                 "dcgan", {}),
+    "g-depth-1": ("DCGAN's generator: one (transposed) convolution per resolution, the default before g_depth 2",
+                  "dcgan", {"g_depth": 1}),
     "nearest": ("resize-then-convolve upsampling (Odena et al. 2016, checkerboard artifacts)", "dcgan",
                 {"upsample": "nearest"}),
+    "blur": ("transposed convolutions followed by a [1,2,1] binomial blur (StyleGAN2's filtered upsampling)",
+             "dcgan", {"upsample": "blur"}),
+    "lr-3e-4": ("learning rate 3e-4 for both networks", "dcgan",
+                {"g_schedule": {"initial_lr": 3e-4}, "d_schedule": {"initial_lr": 3e-4}}),
     "r1-0.1": ("R1 gamma 0.1", "dcgan", {"r1_gamma": 0.1}),
     "r1-10": ("R1 gamma 10", "dcgan", {"r1_gamma": 10.0}),
     "r1-every-16": ("lazy R1 every 16 steps", "dcgan", {"r1_every": 16}),
@@ -53,6 +61,12 @@ CONFIGS = {
     "batch-64": ("batch 64 (a quarter of the steps)", "dcgan", {"batch_size": 64}),
     "width-24": ("width 24", "dcgan", {"g_width": 24, "d_width": 24}),
     "width-48": ("width 48", "dcgan", {"g_width": 48, "d_width": 48}),
+    "g-width-48": ("generator width 48, discriminator 32", "dcgan", {"g_width": 48}),
+    "g-deep": ("a 3x3 convolution after each generator upsampling but the last (g_depth 2, the default)", "dcgan",
+               {"g_depth": 2}),
+    "g-depth-3": ("two 3x3 convolutions after each generator upsampling but the last (g_depth 3)", "dcgan",
+                  {"g_depth": 3}),
+    "g-deep-blur": ("g_depth 2 with blurred transposed convolutions", "dcgan", {"g_depth": 2, "upsample": "blur"}),
     "xla": ("the baseline compiled with XLA (jit_compile): more steps in the same minutes", "dcgan",
             {"jit_compile": True}),
     "bfloat16": ("mixed bfloat16 arithmetic (precision bfloat16): ~1.3x the steps on a CPU with AVX512_BF16",
@@ -152,11 +166,11 @@ def write_reports(out: str, results: list) -> list:
     """table.md, table.csv and fid_vs_minutes.png from the results; returns their paths."""
     from gan_anime.files import write_text
     rows = sorted(results, key=lambda r: r["fid"])
-    lines = ["| config | what | steps | minutes | FID | KID | precision | recall | hair | eye |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| config | what | images/s | steps | minutes | FID | KID | precision | recall | hair | eye |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         pct = lambda v: "" if v is None else f"{100 * v:.1f}%"   # noqa: E731
-        lines.append(f"| `{r['name']}` | {r['what']} | {r['step']:,} | {_fmt(r['minutes'])} | {_fmt(r['fid'])} | "
+        lines.append(f"| `{r['name']}` | {r['what']} | {r['images_per_s']:.0f} | {r['step']:,} | {_fmt(r['minutes'])} | {_fmt(r['fid'])} | "
                      f"{_fmt(r['kid'], 4)} | {_fmt(r.get('precision'), 3)} | {_fmt(r.get('recall'), 3)} | "
                      f"{pct(r['hair'])} | {pct(r['eye'])} |")
     paths = [write_text(os.path.join(out, "table.md"), "\n".join(lines) + "\n")]

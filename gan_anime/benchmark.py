@@ -69,11 +69,13 @@ def forward_flops(cfg) -> Dict[str, float]:
     g = g_first = 2.0 * (cfg.noise_dim + labels) * 16 * c
     res = 4
     for cin, cout in [(c // 2 ** i, c // 2 ** (i + 1)) for i in range(n - 1)] + [(w, 3)]:
-        if cfg.upsample == "transpose":
+        if cfg.upsample in ("transpose", "blur"):   # the blur's 9 multiply-adds per value are left out
             g += 2.0 * res * res * 16 * cin * cout
         else:   # nearest x2, then a 3x3 conv at the doubled resolution
             g += 2.0 * (2 * res) ** 2 * 9 * cin * cout
         res *= 2
+        if cout != 3:   # g_depth - 1 more 3x3 convolutions at this resolution
+            g += (cfg.g_depth - 1) * 2.0 * res * res * 9 * cout * cout
     d, dw = 0.0, cfg.d_width
     d_first = 2.0 * (s // 2) ** 2 * 16 * 3 * dw
     for i in range(n):

@@ -30,8 +30,11 @@ FACES_COUNT = 10000
 #: Config fields that define the networks' shapes: a resumed run may not change them.
 ARCHITECTURE_FIELDS = (
     "gan", "image_size", "noise_dim", "g_width", "d_width", "conditional",
-    "num_hair", "num_eye", "upsample", "d_norm", "mbstd_group",
+    "num_hair", "num_eye", "upsample", "g_depth", "d_norm", "mbstd_group",
 )
+
+#: What a run saved before an architecture field existed was built with (its config.json lacks the field).
+ARCHITECTURE_BEFORE_FIELD = {"g_depth": 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +84,8 @@ class Config:
     num_eye: int = 0
     hair_classes: Tuple[str, ...] = ()
     eye_classes: Tuple[str, ...] = ()
-    upsample: str = "transpose"             # transpose | nearest
+    upsample: str = "transpose"             # transpose | blur | nearest (gan_anime.models.layers.up_block)
+    g_depth: int = 2                        # convolutions per resolution: DCGAN's upsampling one + a 3x3 (README)
     d_norm: str = "none"                    # none (regularised by R1) | batch (DCGAN)
     mbstd_group: int = 4                    # minibatch-stddev group size (ProGAN); 0 disables
     # --- loss ---
@@ -176,6 +180,10 @@ class Config:
             # Runs saved before validate() refused it kept a faces_count that never applied to their
             # folder; resuming them must not fail on it.
             data = {**data, "faces_count": FACES_COUNT}
+        if isinstance(data, dict):
+            # Architecture fields added after runs were saved: such a run was built the way it was then,
+            # whatever today's default is.
+            data = {**ARCHITECTURE_BEFORE_FIELD, **data}
         return cls.from_dict(data)
 
     def architecture_diff(self, other: "Config") -> dict:
@@ -286,7 +294,8 @@ def validate(cfg: Config) -> Config:
     if cfg.image_size not in IMAGE_SIZES:
         raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {cfg.image_size!r}")
     for name in ("noise_dim", "g_width", "d_width", "epochs", "batch_size", "faces_count",
-                 "samples_per_grid", "keep_checkpoints", "log_every", "readback_every", "r1_every", "n_critic"):
+                 "samples_per_grid", "keep_checkpoints", "log_every", "readback_every", "r1_every", "n_critic",
+                 "g_depth"):
         _positive_int(name, getattr(cfg, name))
     check_data_source(cfg)
     if not isinstance(cfg.fid_samples, int) or cfg.fid_samples < 2:
@@ -294,8 +303,9 @@ def validate(cfg: Config) -> Config:
     for name in ("generate_per_epoch", "checkpoint_every", "mbstd_group", "max_steps", "seed",
                  "num_hair", "num_eye", "fid_every", "max_rollbacks", "stream", "rollbacks"):
         _positive_int(name, getattr(cfg, name), allow_zero=True)
-    if cfg.upsample not in ("transpose", "nearest"):
-        raise ValueError(f"upsample must be 'transpose' or 'nearest', got {cfg.upsample!r}")
+    from gan_anime.models.layers import UPSAMPLES
+    if cfg.upsample not in UPSAMPLES:
+        raise ValueError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {cfg.upsample!r}")
     if cfg.d_norm not in ("batch", "none"):
         raise ValueError(f"d_norm must be 'batch' or 'none', got {cfg.d_norm!r}")
     if cfg.precision not in PRECISIONS:

@@ -29,8 +29,8 @@ def _step_graph_flops(tmp_path, gan, op_types, **fields):
 
 @pytest.mark.parametrize("gan, fields", [
     ("dcgan", {}), ("dcgan", {"upsample": "nearest"}), ("dcgan", {"mbstd_group": 0}), ("acgan", {}),
-    ("wgan-gp", {}),
-], ids=["dcgan", "nearest", "no-mbstd", "acgan", "wgan-gp"])
+    ("wgan-gp", {}), ("dcgan", {"upsample": "blur", "g_depth": 2}), ("dcgan", {"upsample": "nearest", "g_depth": 3}),
+], ids=["dcgan", "nearest", "no-mbstd", "acgan", "wgan-gp", "blur-depth2", "nearest-depth3"])
 def test_hand_count_matches_the_traced_step(tmp_path, gan, fields):
     from gan_anime.benchmark import HEAVY_OPS, layer_flops_per_image
     cfg, flops = _step_graph_flops(tmp_path, gan, HEAVY_OPS, **fields)

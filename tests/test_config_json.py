@@ -59,3 +59,14 @@ def test_typical_hand_edits_name_the_field(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         validate(Config.load(str(path)))
+
+
+def test_a_run_saved_before_g_depth_existed_loads_as_it_was_built(tmp_path):
+    """g_depth came later: a config.json without it describes a generator with one convolution per
+    resolution, whatever today's default is; one that names it keeps its value."""
+    data = Config(g_depth=3).to_dict()
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({k: v for k, v in data.items() if k != "g_depth"}))
+    assert Config.load(str(path)).g_depth == 1
+    path.write_text(json.dumps(data))
+    assert Config.load(str(path)).g_depth == 3

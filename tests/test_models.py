@@ -7,7 +7,7 @@ import tensorflow as tf
 from gan_anime.config import Config
 from gan_anime.models import build_models
 from gan_anime.models.dcgan import Discriminator, Generator
-from gan_anime.models.layers import MinibatchStddev, num_blocks, up_block
+from gan_anime.models.layers import UPSAMPLES, Blur, MinibatchStddev, num_blocks, up_block
 
 
 @pytest.mark.parametrize("size", [16, 32, 64])
@@ -49,6 +49,45 @@ def test_nearest_upsample_generator():
     assert g(tf.zeros([3, 8])).shape == (3, 32, 32, 3)
 
 
+def test_blur_is_a_normalised_binomial_filter():
+    x = np.zeros((1, 5, 5, 2), np.float32)
+    x[0, 2, 2, 0] = 16.0
+    x[..., 1] = 3.0
+    y = Blur()(tf.constant(x)).numpy()
+    np.testing.assert_allclose(y[0, 1:4, 1:4, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+    assert y[..., 0].sum() == pytest.approx(16.0)        # an inner impulse keeps its mass
+    np.testing.assert_allclose(y[0, 1:4, 1:4, 1], 3.0)    # a flat area stays flat (channels apart)
+    assert not Blur().trainable_weights
+
+
+def test_blur_upsampling_filters_every_block_but_the_one_to_rgb():
+    g = Generator(32, noise_dim=8, width=4, upsample="blur")
+    assert g(tf.zeros([2, 8])).shape == (2, 32, 32, 3)
+    assert [type(l).__name__ for l in g.body.layers].count("Blur") == 2
+    assert [type(l).__name__ for l in g.to_rgb.layers] == ["Conv2DTranspose"]
+    with pytest.raises(ValueError, match="upsample must be one of transpose, blur, nearest, got 'bilinear'"):
+        from gan_anime.config import validate
+        validate(Config(upsample="bilinear"))
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_generator_depth_adds_3x3_convolutions_per_resolution(depth):
+    g = Generator(32, noise_dim=8, width=4, depth=depth)
+    assert g(tf.zeros([2, 8]), training=True).shape == (2, 32, 32, 3)
+    extra = [tuple(w.shape) for w in g.trainable_weights if "_conv" in w.path and "kernel" in w.path]
+    # 32 px, width 4: a 16-channel seed, then body blocks of 8 and 4 channels at 8 and 16 px, each with
+    # depth - 1 more 3x3 convolutions; the last block (to RGB, at 32 px) has none
+    assert sorted(extra) == sorted([(3, 3, 8, 8)] * (depth - 1) + [(3, 3, 4, 4)] * (depth - 1))
+
+
+def test_architecture_fields_guard_depth_and_upsampling():
+    a = Config()
+    assert set(a.architecture_diff(a.replace(g_depth=a.g_depth + 1, upsample="blur"))) == {"g_depth", "upsample"}
+    from gan_anime.config import validate
+    with pytest.raises(ValueError, match="g_depth"):
+        validate(Config(g_depth=0))
+
+
 def test_channel_progression():
     g = Generator(64, noise_dim=8, width=4)
     g(tf.zeros([1, 8]))
@@ -74,7 +113,7 @@ def test_minibatch_stddev_odd_batch_uses_divisor():
 
 
 def test_up_block_doubles_resolution():
-    for kind in ("transpose", "nearest"):
+    for kind in UPSAMPLES:
         x = tf.zeros([1, 4, 4, 2])
         for layer in up_block(5, kind, f"t_{kind}"):
             x = layer(x)

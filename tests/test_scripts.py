@@ -39,8 +39,8 @@ def test_train_help_lists_every_preset_with_its_command(run_cmd, tmp_path):
 def test_train_dry_run_prints_the_entry_command(run_cmd, tmp_path):
     result = run_cmd(["train.sh", "S,1", "--dry-run"], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (f"{ROOT}/scripts/entry.sh --train --image-size 64 --width 32 --batch-size 16 "
-                             f"--noise-vector 100 --faces-count 10000 --epochs 14 --generate-after 64\n")
+    assert result.stdout == (f"{ROOT}/scripts/entry.sh --train --image-size 64 --width 32 --g-depth 2 --batch-size 16 "
+                             f"--noise-vector 100 --faces-count 10000 --epochs 13 --generate-after 64\n")
     assert not os.path.exists(tmp_path / "runs")
 
 
@@ -125,12 +125,12 @@ def preset_run(run_cmd, tmp_path_factory):
 
 def test_train_s1_ends_with_generated_faces_and_their_path(preset_run):
     cwd, run_dir, result = preset_run
-    assert "max_steps: epoch 0/14, step 3" in result.stdout
+    assert "max_steps: epoch 0/13, step 3" in result.stdout
     out = os.path.join(cwd, _printed(result.stdout, "generated 6 faces:"))
     assert out == os.path.join(run_dir, "generated", "0001-seed0")
     assert len([n for n in os.listdir(out) if n.endswith(".png")]) == 7   # 6 faces + grid.png
     cfg = _config(run_dir)
-    assert (cfg["epochs"], cfg["image_size"], cfg["batch_size"], cfg["noise_dim"]) == (14, 16, 8, 100)
+    assert (cfg["epochs"], cfg["image_size"], cfg["batch_size"], cfg["noise_dim"]) == (13, 16, 8, 100)
 
 
 def test_load_wrapper_continues_the_latest_run(preset_run, run_cmd):

@@ -49,3 +49,29 @@ def test_moments_and_settings_of_an_earlier_sweep(tmp_path, cli_env):
         proc = subprocess.run([sys.executable, script, "--minutes", "10", "--at", at, "--out", str(tmp_path / "o")],
                               capture_output=True, text=True, env=cli_env, timeout=60)
         assert proc.returncode == 2 and "--at: expected" in proc.stderr, (at, proc.stderr)
+
+
+def test_d_memorisation_scores_training_and_held_out_faces_at_each_checkpoint(tmp_path, cli_env):
+    """benchmarks/d_memorisation.py restores each checkpoint's discriminator: the untrained ckpt-0 and the trained
+    last one must score differently, and both face sets are scored."""
+    import glob
+    import gan_anime
+    from gan_anime.config import Config
+    cache = cli_env["GAN_ANIME_CACHE"]
+    cfg = Config(**TINY_BASE, epochs=2, run_dir=str(tmp_path / "run"), cache_dir=cache, checkpoint_every=0,
+                 samples_per_grid=4, keep_checkpoints=5)
+    gan_anime.train(cfg, progress="lines")
+    ckpts = sorted(glob.glob(str(tmp_path / "run" / "checkpoints" / "ckpt-*.index")),
+                   key=lambda p: int(p.rsplit("-", 1)[1].split(".")[0]))
+    first, last = ckpts[0][:-len(".index")], ckpts[-1][:-len(".index")]
+    assert first.endswith("ckpt-0")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "d_memorisation.py"), cfg.run_dir,
+                           first, last, "--count", "24", "--cache-dir", cache],
+                          capture_output=True, text=True, env=cli_env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["checkpoint"] for r in rows] == [first, last]
+    for r in rows:
+        for kind in ("train", "heldout"):
+            assert 0.0 < r[kind]["d"] < 1.0
+    assert rows[0]["train"] != rows[1]["train"] and rows[0]["heldout"] != rows[1]["heldout"]

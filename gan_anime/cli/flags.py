@@ -61,6 +61,11 @@ flags.DEFINE_integer("noise_vector", None, f"Size of the generator's noise vecto
                      lower_bound=1)
 flags.DEFINE_integer("width", None, f"Channels of the last generator / first discriminator block; earlier "
                      f"blocks double it (default {_D.g_width}).", lower_bound=1)
+flags.DEFINE_enum("upsample", None, ["transpose", "blur", "nearest"], f"How the generator doubles its "
+                  f"resolution: 4x4 stride-2 transposed convolutions (DCGAN), the same each followed by a binomial "
+                  f"blur but the last, or nearest upsampling + a 3x3 convolution (default {_D.upsample}).")
+flags.DEFINE_integer("g_depth", None, f"Convolutions per generator resolution: 1 is DCGAN's one upsampling "
+                     f"convolution, each more adds a 3x3 convolution (default {_D.g_depth}).", lower_bound=1)
 flags.DEFINE_enum("d_norm", None, ["none", "batch"], f"Discriminator normalisation: none (kept in check "
                   f"by the R1 penalty) or batch (DCGAN) (default {_D.d_norm}).")
 

@@ -50,10 +50,12 @@ def _merge(flags: Flags, more: Flags) -> Flags:
 
 # Base presets: (description, flags shared by the levels, epochs per level).
 # S was chosen by measurement (README, "Quality at a CPU budget"): batch 16 beat 32 at the same minutes
-# (twice the steps at the same images/s); its levels are sized to fit 10, 20 and 45 minutes with ~30 s to
-# start, on the slower of the 2-core AVX-512 EPYCs measured, in the bfloat16 that precision "auto" picks
-# there (625 steps of 16 images an epoch, ~37 s; 47-51 s in float32, where S,3 was 53 epochs).
-_S = _f(("--image-size", 64), ("--width", 32), ("--batch-size", 16), ("--noise-vector", 100),
+# (twice the steps at the same images/s), and a generator with a 3x3 convolution after each upsampling
+# (--g-depth 2) beat DCGAN's one convolution per resolution (FID 78 against 101 after 10 minutes) though it
+# makes 13% fewer steps; its levels are sized to fit 10, 20 and 45 minutes with ~30 s to start on the faster
+# of the 2-core AVX-512 EPYCs measured, in the bfloat16 that precision "auto" picks there (625 steps of 16
+# images an epoch, ~43 s with its checkpoint and grid; S,3 = 40.1 min), with some room for the slower one.
+_S = _f(("--image-size", 64), ("--width", 32), ("--g-depth", 2), ("--batch-size", 16), ("--noise-vector", 100),
         ("--faces-count", 10000))
 # The variants' presets keep the sizes and the float32 they were measured with (batch 32; README, GAN variants).
 _S32 = _merge(_S, _f(("--batch-size", 32), ("--precision", "float32")))
@@ -62,7 +64,7 @@ _M = _f(("--image-size", 64), ("--width", 64), ("--batch-size", 64), ("--noise-v
 _L = _f(("--image-size", 128), ("--width", 64), ("--batch-size", 64), ("--noise-vector", 100),
         ("--faces-count", 30000))
 BASES: Dict[str, Tuple[str, Flags, Tuple[int, int, int]]] = {
-    "S": ("small, 2-core CPU: 64 px, width 32, batch 16, 10k faces", _S, (14, 30, 68)),
+    "S": ("small, 2-core CPU: 64 px, width 32, generator depth 2, batch 16, 10k faces", _S, (13, 26, 56)),
     "M": ("medium, GPU: 64 px, width 64, batch 64, 30k faces", _M, (20, 40, 80)),
     "L": ("large, GPU: 128 px, width 64, batch 64, 30k faces", _L, (30, 60, 120)),
     # Other GAN variants, for a 2-core CPU, at the sizes they were measured with (README, GAN variants).
@@ -75,9 +77,9 @@ BASES: Dict[str, Tuple[str, Flags, Tuple[int, int, int]]] = {
 }
 #: What a preset gave when it was measured (shown by TRAIN -h; README, "Quality at a CPU budget").
 EXPECTED: Dict[str, str] = {
-    "S,1": "expected FID ~105 (8.8 min of training on a 2-core AVX-512 EPYC, in bfloat16)",
-    "S,2": "expected FID ~83 (18.4 min)",
-    "S,3": "expected FID ~65 (40.7 min)",
+    "S,1": "expected FID ~83 (9.0 min of training on a 2-core AVX-512 EPYC, in bfloat16)",
+    "S,2": "expected FID ~68 (18.2 min)",
+    "S,3": "expected FID ~58 (40.1 min)",
 }
 
 # Parts: name -> (description, {level: flags}).  One part per setting; D,* and LR all set the learning rate.

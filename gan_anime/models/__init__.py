@@ -17,7 +17,8 @@ def build_models(cfg: Config) -> Tuple[Generator, Discriminator]:
     hair, eye = (cfg.num_hair, cfg.num_eye) if cfg.conditional else (0, 0)
     from gan_anime.hardware import resolve_precision
     with dtype_policy(POLICIES[resolve_precision(cfg.precision)]):
-        g = Generator(cfg.image_size, cfg.noise_dim, cfg.g_width, hair, eye, cfg.upsample, name="generator")
+        g = Generator(cfg.image_size, cfg.noise_dim, cfg.g_width, hair, eye, cfg.upsample, cfg.g_depth,
+                      name="generator")
         d = Discriminator(cfg.image_size, cfg.d_width, hair, eye, cfg.d_norm, cfg.mbstd_group,
                           heads=variant.heads, sn=variant.spectral_norm, name="discriminator")
     return g, d

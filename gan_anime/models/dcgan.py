@@ -27,14 +27,15 @@ class Generator(keras.Model):
 
     4x4 seed with ``width * 2**(n-1)`` channels, then ``n = log2(S) - 2`` blocks that
     double the resolution and halve the channels (batch norm + ReLU), the last one
-    to RGB with tanh.
+    to RGB with tanh.  ``depth`` > 1 adds ``depth - 1`` 3x3 convolutions (batch norm + ReLU)
+    after each upsampling but the last.
     """
 
     def __init__(self, image_size: int = 64, noise_dim: int = 100, width: int = 48,
-                 num_hair: int = 0, num_eye: int = 0, upsample: str = "transpose", **kwargs):
+                 num_hair: int = 0, num_eye: int = 0, upsample: str = "transpose", depth: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.image_size, self.noise_dim, self.width = image_size, noise_dim, width
-        self.num_hair, self.num_eye, self.upsample = num_hair, num_eye, upsample
+        self.num_hair, self.num_eye, self.upsample, self.depth = num_hair, num_eye, upsample, depth
         n = num_blocks(image_size)
         seed_ch = width * 2 ** (n - 1)
         self.project = keras.layers.Dense(4 * 4 * seed_ch, use_bias=False,
@@ -46,8 +47,11 @@ class Generator(keras.Model):
         for i in range(n - 1):
             ch = seed_ch // 2 ** (i + 1)
             body += up_block(ch, upsample, f"g{i}") + [batch_norm(f"g{i}_bn"), keras.layers.ReLU()]
+            for j in range(1, depth):   # depth > 1: more 3x3 convolutions at this resolution
+                body += [keras.layers.Conv2D(ch, 3, padding="same", use_bias=False, kernel_initializer=dcgan_init(),
+                                             name=f"g{i}_conv{j}"), batch_norm(f"g{i}_bn{j}"), keras.layers.ReLU()]
         self.body = keras.Sequential(body, name="body")
-        self.to_rgb = keras.Sequential(up_block(3, upsample, "rgb"), name="to_rgb")
+        self.to_rgb = keras.Sequential(up_block(3, upsample, "rgb", last=True), name="to_rgb")
         self.out_act = keras.layers.Activation("tanh", dtype="float32", name="tanh")
 
     @property
@@ -82,7 +86,8 @@ class Generator(keras.Model):
 
     def get_config(self):
         return {"image_size": self.image_size, "noise_dim": self.noise_dim, "width": self.width,
-                "num_hair": self.num_hair, "num_eye": self.num_eye, "upsample": self.upsample}
+                "num_hair": self.num_hair, "num_eye": self.num_eye, "upsample": self.upsample,
+                "depth": self.depth}
 
 
 class Discriminator(keras.Model):

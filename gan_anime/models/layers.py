@@ -60,11 +60,36 @@ class MinibatchStddev(keras.layers.Layer):
         return {**super().get_config(), "group_size": self.group_size}
 
 
-def up_block(filters: int, upsample: str, name: str):
-    """Doubles the resolution: a 4x4 stride-2 transposed conv (DCGAN) or nearest upsample + 3x3 conv."""
-    if upsample == "transpose":
-        return [keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
-                                             kernel_initializer=dcgan_init(), name=f"{name}_deconv")]
+class Blur(keras.layers.Layer):
+    """A fixed [1, 2, 1] x [1, 2, 1] / 16 binomial low-pass filter, per channel, "same" size.
+
+    After a stride-2 transposed convolution it spreads each output pixel's taps over its
+    neighbours, so the period-2 pattern that convolution tends to print (checkerboard artifacts,
+    Odena et al. 2016) is damped; StyleGAN2 filters its upsampling the same way (Karras et al. 2020).
+    It has no weights and costs 9 multiply-adds per value.  x: [B, H, W, C] -> [B, H, W, C].
+    """
+
+    def call(self, x):
+        taps = tf.constant([1.0, 2.0, 1.0]) / 4.0
+        kernel = tf.tile(tf.reshape(taps[:, None] * taps[None, :], [3, 3, 1, 1]), [1, 1, x.shape[-1], 1])
+        return tf.nn.depthwise_conv2d(x, tf.cast(kernel, x.dtype), [1, 1, 1, 1], "SAME")
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+#: Config.upsample: how the generator doubles its resolution (see up_block).
+UPSAMPLES = ("transpose", "blur", "nearest")
+
+
+def up_block(filters: int, upsample: str, name: str, last: bool = False):
+    """Doubles the resolution: a 4x4 stride-2 transposed conv (DCGAN); the same followed by a binomial
+    blur (``blur``; not on the ``last`` block, the one to RGB, whose blur would soften the images' own
+    1-pixel outlines); or nearest upsample + 3x3 conv (``nearest``)."""
+    if upsample in ("transpose", "blur"):
+        deconv = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
+                                              kernel_initializer=dcgan_init(), name=f"{name}_deconv")
+        return [deconv] if upsample == "transpose" or last else [deconv, Blur(name=f"{name}_blur")]
     return [keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up"),
             keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                 kernel_initializer=dcgan_init(), name=f"{name}_conv")]
