@@ -24,6 +24,8 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 #:   AVX512_BF16 or AMX run them ~1.9x as fast; GPUs and TPUs too), losses and statistics in float32;
 #:   auto: bfloat16 on a CPU that computes it natively, float32 elsewhere (gan_anime.hardware).
 PRECISIONS = ("auto", "float32", "bfloat16")
+#: How the generator doubles its resolution (gan_anime.models.layers.up_block).
+UPSAMPLES = ("transpose", "blur", "nearest")
 #: Config.faces_count's default: how many built-in faces a run trains on.
 FACES_COUNT = 10000
 
@@ -303,7 +305,6 @@ def validate(cfg: Config) -> Config:
     for name in ("generate_per_epoch", "checkpoint_every", "mbstd_group", "max_steps", "seed",
                  "num_hair", "num_eye", "fid_every", "max_rollbacks", "stream", "rollbacks"):
         _positive_int(name, getattr(cfg, name), allow_zero=True)
-    from gan_anime.models.layers import UPSAMPLES
     if cfg.upsample not in UPSAMPLES:
         raise ValueError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {cfg.upsample!r}")
     if cfg.d_norm not in ("batch", "none"):

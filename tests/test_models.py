@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_anime.config import Config
+from gan_anime.config import UPSAMPLES, Config
 from gan_anime.models import build_models
 from gan_anime.models.dcgan import Discriminator, Generator
-from gan_anime.models.layers import UPSAMPLES, Blur, MinibatchStddev, num_blocks, up_block
+from gan_anime.models.layers import Blur, MinibatchStddev, num_blocks, up_block
 
 
 @pytest.mark.parametrize("size", [16, 32, 64])

@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from absl import flags
 
-from gan_anime.config import IMAGE_SIZES, PRECISIONS, STRATEGIES, Config, Schedule
+from gan_anime.config import IMAGE_SIZES, PRECISIONS, STRATEGIES, UPSAMPLES, Config, Schedule
 from gan_anime.data.policies import POLICY_NAMES
 from gan_anime.variants import VARIANTS
 
@@ -61,7 +61,7 @@ flags.DEFINE_integer("noise_vector", None, f"Size of the generator's noise vecto
                      lower_bound=1)
 flags.DEFINE_integer("width", None, f"Channels of the last generator / first discriminator block; earlier "
                      f"blocks double it (default {_D.g_width}).", lower_bound=1)
-flags.DEFINE_enum("upsample", None, ["transpose", "blur", "nearest"], f"How the generator doubles its "
+flags.DEFINE_enum("upsample", None, list(UPSAMPLES), f"How the generator doubles its "
                   f"resolution: 4x4 stride-2 transposed convolutions (DCGAN), the same each followed by a binomial "
                   f"blur but the last, or nearest upsampling + a 3x3 convolution (default {_D.upsample}).")
 flags.DEFINE_integer("g_depth", None, f"Convolutions per generator resolution: 1 is DCGAN's one upsampling "

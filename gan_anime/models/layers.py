@@ -78,10 +78,6 @@ class Blur(keras.layers.Layer):
         return input_shape
 
 
-#: Config.upsample: how the generator doubles its resolution (see up_block).
-UPSAMPLES = ("transpose", "blur", "nearest")
-
-
 def up_block(filters: int, upsample: str, name: str, last: bool = False):
     """Doubles the resolution: a 4x4 stride-2 transposed conv (DCGAN); the same followed by a binomial
     blur (``blur``; not on the ``last`` block, the one to RGB, whose blur would soften the images' own
