@@ -68,20 +68,25 @@ def forward_flops(cfg) -> Dict[str, float]:
     c = w * 2 ** (n - 1)
     g = g_first = 2.0 * (cfg.noise_dim + labels) * 16 * c
     res = 4
-    for cin, cout in [(c // 2 ** i, c // 2 ** (i + 1)) for i in range(n - 1)] + [(w, 3)]:
+    out_width = cfg.g_out_width
+    for cin, cout in [(c // 2 ** i, c // 2 ** (i + 1)) for i in range(n - 1)] + [(w, out_width or 3)]:
         if cfg.upsample in ("transpose", "blur"):   # the blur's 9 multiply-adds per value are left out
             g += 2.0 * res * res * 16 * cin * cout
         else:   # nearest x2, then a 3x3 conv at the doubled resolution
             g += 2.0 * (2 * res) ** 2 * 9 * cin * cout
         res *= 2
-        if cout != 3:   # g_depth - 1 more 3x3 convolutions at this resolution
+        if res < s:   # g_depth - 1 more 3x3 convolutions at this resolution
             g += (cfg.g_depth - 1) * 2.0 * res * res * 9 * cout * cout
+        elif out_width:   # the 3x3 convolution to RGB
+            g += 2.0 * res * res * 9 * out_width * 3
     d, dw = 0.0, cfg.d_width
     d_first = 2.0 * (s // 2) ** 2 * 16 * 3 * dw
     for i in range(n):
         cin = 3 if i == 0 else dw * 2 ** (i - 1)
         out = s // 2 ** (i + 1)
         d += 2.0 * out * out * 16 * cin * dw * 2 ** i
+        if i < n - 1:   # d_depth - 1 more 3x3 convolutions at this resolution
+            d += (cfg.d_depth - 1) * 2.0 * out * out * 9 * (dw * 2 ** i) ** 2
     feat = dw * 2 ** (n - 1)
     d += 2.0 * 16 * (feat + (1 if cfg.mbstd_group else 0)) * feat + 2.0 * feat
     if cfg.conditional:

@@ -22,8 +22,10 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 #: Arithmetic of the networks (variables stay float32 either way, so checkpoints move between them):
 #:   float32;  bfloat16: Keras's mixed_bfloat16, convolutions and matmuls in bfloat16 (CPUs with
 #:   AVX512_BF16 or AMX run them ~1.9x as fast; GPUs and TPUs too), losses and statistics in float32;
+#:   float16: Keras's mixed_float16 with dynamic loss scaling (GPUs without bfloat16, e.g. V100, T4:
+#:   their tensor cores; a step whose gradients overflow is skipped and the scale halved);
 #:   auto: bfloat16 on a CPU that computes it natively, float32 elsewhere (gan_anime.hardware).
-PRECISIONS = ("auto", "float32", "bfloat16")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 #: How the generator doubles its resolution (gan_anime.models.layers.up_block).
 UPSAMPLES = ("transpose", "blur", "nearest")
 #: Config.faces_count's default: how many built-in faces a run trains on.
@@ -32,7 +34,7 @@ FACES_COUNT = 10000
 #: Config fields that define the networks' shapes: a resumed run may not change them.
 ARCHITECTURE_FIELDS = (
     "gan", "image_size", "noise_dim", "g_width", "d_width", "conditional",
-    "num_hair", "num_eye", "upsample", "g_depth", "d_norm", "mbstd_group",
+    "num_hair", "num_eye", "upsample", "g_depth", "g_out_width", "d_depth", "d_norm", "mbstd_group",
 )
 
 #: What a run saved before an architecture field existed was built with (its config.json lacks the field).
@@ -88,6 +90,8 @@ class Config:
     eye_classes: Tuple[str, ...] = ()
     upsample: str = "transpose"             # transpose | blur | nearest (gan_anime.models.layers.up_block)
     g_depth: int = 2                        # convolutions per resolution: DCGAN's upsampling one + a 3x3 (README)
+    g_out_width: int = 0                    # >0: last upsampling to this many channels, then a 3x3 conv to RGB
+    d_depth: int = 1                        # discriminator convolutions per resolution: the strided one + 3x3s
     d_norm: str = "none"                    # none (regularised by R1) | batch (DCGAN)
     mbstd_group: int = 4                    # minibatch-stddev group size (ProGAN); 0 disables
     # --- loss ---
@@ -297,13 +301,13 @@ def validate(cfg: Config) -> Config:
         raise ValueError(f"image_size must be one of {IMAGE_SIZES}, got {cfg.image_size!r}")
     for name in ("noise_dim", "g_width", "d_width", "epochs", "batch_size", "faces_count",
                  "samples_per_grid", "keep_checkpoints", "log_every", "readback_every", "r1_every", "n_critic",
-                 "g_depth"):
+                 "g_depth", "d_depth"):
         _positive_int(name, getattr(cfg, name))
     check_data_source(cfg)
     if not isinstance(cfg.fid_samples, int) or cfg.fid_samples < 2:
         raise ValueError(f"fid_samples must be an integer >= 2, got {cfg.fid_samples!r}")
     for name in ("generate_per_epoch", "checkpoint_every", "mbstd_group", "max_steps", "seed",
-                 "num_hair", "num_eye", "fid_every", "max_rollbacks", "stream", "rollbacks"):
+                 "num_hair", "num_eye", "fid_every", "max_rollbacks", "stream", "rollbacks", "g_out_width"):
         _positive_int(name, getattr(cfg, name), allow_zero=True)
     if cfg.upsample not in UPSAMPLES:
         raise ValueError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {cfg.upsample!r}")

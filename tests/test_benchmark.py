@@ -30,7 +30,9 @@ def _step_graph_flops(tmp_path, gan, op_types, **fields):
 @pytest.mark.parametrize("gan, fields", [
     ("dcgan", {}), ("dcgan", {"upsample": "nearest"}), ("dcgan", {"mbstd_group": 0}), ("acgan", {}),
     ("wgan-gp", {}), ("dcgan", {"upsample": "blur", "g_depth": 2}), ("dcgan", {"upsample": "nearest", "g_depth": 3}),
-], ids=["dcgan", "nearest", "no-mbstd", "acgan", "wgan-gp", "blur-depth2", "nearest-depth3"])
+    ("dcgan", {"d_depth": 2}), ("hinge", {"d_depth": 3}), ("dcgan", {"g_out_width": 8, "upsample": "blur"}),
+], ids=["dcgan", "nearest", "no-mbstd", "acgan", "wgan-gp", "blur-depth2", "nearest-depth3", "d-depth2", "hinge-d-depth3",
+         "out-width-blur"])
 def test_hand_count_matches_the_traced_step(tmp_path, gan, fields):
     from gan_anime.benchmark import HEAVY_OPS, layer_flops_per_image
     cfg, flops = _step_graph_flops(tmp_path, gan, HEAVY_OPS, **fields)

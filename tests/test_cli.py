@@ -247,6 +247,8 @@ def test_wrong_invocations_exit_2_with_one_line(cli_env, tmp_path):
     (["--load", "--upsample", "blur"], "--upsample: cannot change the architecture of a saved run"),
     (["--train", "--upsample", "bilinear"], "--upsample: expected one of transpose|blur|nearest"),
     (["--train", "--g-depth", "0"], "--g-depth: expected a positive integer, got 0"),
+    (["--load", "--d-depth", "2"], "--d-depth: cannot change the architecture of a saved run"),
+    (["--train", "--d-depth", "0"], "--d-depth: expected a positive integer, got 0"),
     (["--load", "--batch-size", "4"], "--batch-size: cannot be changed by --load"),
     (["--inference", "--epochs", "3"], "--epochs: not used by --inference"),
     (["--train", "--checkpoint", "3"], "--checkpoint: not used by --train"),

@@ -80,12 +80,37 @@ def test_generator_depth_adds_3x3_convolutions_per_resolution(depth):
     assert sorted(extra) == sorted([(3, 3, 8, 8)] * (depth - 1) + [(3, 3, 4, 4)] * (depth - 1))
 
 
+def test_generator_out_width_draws_rgb_from_features_at_full_resolution():
+    g = Generator(32, noise_dim=8, width=4, out_width=6)
+    assert g(tf.zeros([2, 8]), training=True).shape == (2, 32, 32, 3)
+    kernels = {w.path.split("/")[-2]: tuple(w.shape) for w in g.to_rgb.trainable_weights if "kernel" in w.path}
+    # the last transposed conv: 4 channels at 16 px -> 6 at 32 px, then 3x3 from 6 channels to RGB
+    assert kernels == {"rgb_deconv": (4, 4, 6, 4), "rgb_conv": (3, 3, 6, 3)}
+    assert Generator(32, noise_dim=8, width=4).get_config()["out_width"] == 0
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_discriminator_depth_adds_3x3_convolutions_per_resolution(depth):
+    d = Discriminator(32, width=4, norm="none", depth=depth)
+    assert d(tf.zeros([4, 32, 32, 3]), training=True).shape == (4,)
+    extra = [tuple(w.shape) for w in d.trainable_weights if "_conv" in w.path and "kernel" in w.path
+             and tuple(w.shape)[0] == 3]
+    # 32 px, width 4: strided convs to 4, 8, 16 channels at 16, 8 px and 4 px; depth - 1 more 3x3
+    # convolutions after each but the last
+    assert sorted(extra) == sorted([(3, 3, 4, 4)] * (depth - 1) + [(3, 3, 8, 8)] * (depth - 1))
+
+
 def test_architecture_fields_guard_depth_and_upsampling():
     a = Config()
     assert set(a.architecture_diff(a.replace(g_depth=a.g_depth + 1, upsample="blur"))) == {"g_depth", "upsample"}
+    assert set(a.architecture_diff(a.replace(d_depth=2, g_out_width=16))) == {"d_depth", "g_out_width"}
     from gan_anime.config import validate
     with pytest.raises(ValueError, match="g_depth"):
         validate(Config(g_depth=0))
+    with pytest.raises(ValueError, match="d_depth"):
+        validate(Config(d_depth=0))
+    with pytest.raises(ValueError, match="g_out_width"):
+        validate(Config(g_out_width=-1))
 
 
 def test_channel_progression():

@@ -66,6 +66,8 @@ flags.DEFINE_enum("upsample", None, list(UPSAMPLES), f"How the generator doubles
                   f"blur but the last, or nearest upsampling + a 3x3 convolution (default {_D.upsample}).")
 flags.DEFINE_integer("g_depth", None, f"Convolutions per generator resolution: 1 is DCGAN's one upsampling "
                      f"convolution, each more adds a 3x3 convolution (default {_D.g_depth}).", lower_bound=1)
+flags.DEFINE_integer("d_depth", None, f"Convolutions per discriminator resolution: 1 is DCGAN's one strided "
+                     f"convolution, each more adds a 3x3 convolution (default {_D.d_depth}).", lower_bound=1)
 flags.DEFINE_enum("d_norm", None, ["none", "batch"], f"Discriminator normalisation: none (kept in check "
                   f"by the R1 penalty) or batch (DCGAN) (default {_D.d_norm}).")
 
@@ -140,7 +142,8 @@ flags.DEFINE_boolean("xla", False, "Compile the train step with XLA (jit_compile
 flags.DEFINE_enum("precision", None, list(PRECISIONS), f"Arithmetic of the networks (default {_D.precision}: "
                   "bfloat16 on a CPU with AVX512_BF16 or AMX, float32 elsewhere).  bfloat16 runs convolutions and "
                   "matmuls in bfloat16 (Keras mixed_bfloat16; variables, losses and outputs stay float32, so "
-                  "checkpoints move between the two, and generating is float32 either way).")
+                  "checkpoints move between precisions, and generating is float32 either way); float16 does the "
+                  "same in float16 with dynamic loss scaling, for GPUs without bfloat16.")
 flags.DEFINE_boolean("deterministic", False, "Deterministic TensorFlow ops (slower; bit-exact reruns).")
 
 # -------------------------------------------------------------------------------------- inference

@@ -34,8 +34,8 @@ def model_summary(cfg: Config) -> str:
     lines: List[str] = [
         f"gan_anime model summary (written by `python -m gan_anime --media`) for the default config on "
         f"the built-in faces: {cfg.image_size}x{cfg.image_size} px, noise {cfg.noise_dim}, width "
-        f"{cfg.g_width}, generator depth {cfg.g_depth} ({cfg.upsample} upsampling), conditional on {cfg.num_hair} "
-        f"hair and {cfg.num_eye} eye colours.",
+        f"{cfg.g_width}, generator depth {cfg.g_depth} ({cfg.upsample} upsampling), discriminator depth "
+        f"{cfg.d_depth}, conditional on {cfg.num_hair} hair and {cfg.num_eye} eye colours.",
         f"Generator: float32 [B, {cfg.noise_dim}] + labels -> images float32 [B, {cfg.image_size}, "
         f"{cfg.image_size}, 3] in [-1, 1].  Discriminator: images + labels -> logits [B].",
         "Output shapes are for a batch of B = 1.", ""]

@@ -18,15 +18,16 @@ def build_models(cfg: Config) -> Tuple[Generator, Discriminator]:
     from gan_anime.hardware import resolve_precision
     with dtype_policy(POLICIES[resolve_precision(cfg.precision)]):
         g = Generator(cfg.image_size, cfg.noise_dim, cfg.g_width, hair, eye, cfg.upsample, cfg.g_depth,
+                      out_width=cfg.g_out_width,
                       name="generator")
         d = Discriminator(cfg.image_size, cfg.d_width, hair, eye, cfg.d_norm, cfg.mbstd_group,
-                          heads=variant.heads, sn=variant.spectral_norm, name="discriminator")
+                          heads=variant.heads, sn=variant.spectral_norm, depth=cfg.d_depth, name="discriminator")
     return g, d
 
 
 #: Config.precision -> Keras dtype policy.  The networks' outputs (images, logits, class scores) are
 #: float32 layers either way, so losses, penalties and FID see float32.
-POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 @contextlib.contextmanager

@@ -28,14 +28,18 @@ class Generator(keras.Model):
     4x4 seed with ``width * 2**(n-1)`` channels, then ``n = log2(S) - 2`` blocks that
     double the resolution and halve the channels (batch norm + ReLU), the last one
     to RGB with tanh.  ``depth`` > 1 adds ``depth - 1`` 3x3 convolutions (batch norm + ReLU)
-    after each upsampling but the last.
+    after each upsampling but the last.  ``out_width`` > 0: the last upsampling makes ``out_width``
+    channels (batch norm + ReLU) and a 3x3 convolution draws RGB from them, instead of upsampling
+    straight to RGB.
     """
 
     def __init__(self, image_size: int = 64, noise_dim: int = 100, width: int = 48,
-                 num_hair: int = 0, num_eye: int = 0, upsample: str = "transpose", depth: int = 1, **kwargs):
+                 num_hair: int = 0, num_eye: int = 0, upsample: str = "transpose", depth: int = 1,
+                 out_width: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.image_size, self.noise_dim, self.width = image_size, noise_dim, width
         self.num_hair, self.num_eye, self.upsample, self.depth = num_hair, num_eye, upsample, depth
+        self.out_width = out_width
         n = num_blocks(image_size)
         seed_ch = width * 2 ** (n - 1)
         self.project = keras.layers.Dense(4 * 4 * seed_ch, use_bias=False,
@@ -51,7 +55,14 @@ class Generator(keras.Model):
                 body += [keras.layers.Conv2D(ch, 3, padding="same", use_bias=False, kernel_initializer=dcgan_init(),
                                              name=f"g{i}_conv{j}"), batch_norm(f"g{i}_bn{j}"), keras.layers.ReLU()]
         self.body = keras.Sequential(body, name="body")
-        self.to_rgb = keras.Sequential(up_block(3, upsample, "rgb", last=True), name="to_rgb")
+        if out_width:   # features at the output resolution, then a 3x3 convolution to RGB
+            rgb = up_block(out_width, upsample, "rgb") + [batch_norm("rgb_bn"), keras.layers.ReLU(),
+                                                          keras.layers.Conv2D(3, 3, padding="same", use_bias=False,
+                                                                              kernel_initializer=dcgan_init(),
+                                                                              name="rgb_conv")]
+        else:
+            rgb = up_block(3, upsample, "rgb", last=True)
+        self.to_rgb = keras.Sequential(rgb, name="to_rgb")
         self.out_act = keras.layers.Activation("tanh", dtype="float32", name="tanh")
 
     @property
@@ -87,7 +98,7 @@ class Generator(keras.Model):
     def get_config(self):
         return {"image_size": self.image_size, "noise_dim": self.noise_dim, "width": self.width,
                 "num_hair": self.num_hair, "num_eye": self.num_eye, "upsample": self.upsample,
-                "depth": self.depth}
+                "depth": self.depth, "out_width": self.out_width}
 
 
 class Discriminator(keras.Model):
@@ -98,18 +109,19 @@ class Discriminator(keras.Model):
 
     Strided 4x4 convs halve the resolution down to 4x4 (LeakyReLU 0.2; batch norm on
     all but the first, as in DCGAN), a minibatch-stddev feature, a dense feature
-    layer, then a linear logit plus the class projections (or the class heads).
+    layer, then a linear logit plus the class projections (or the class heads).  ``depth`` > 1 adds
+    ``depth - 1`` 3x3 convolutions (LeakyReLU) after each strided conv but the last, as ``Generator``'s.
     ``sn``: every conv and dense layer spectrally normalised (SNGAN).
     """
 
     def __init__(self, image_size: int = 64, width: int = 48, num_hair: int = 0, num_eye: int = 0,
                  norm: str = "batch", mbstd_group: int = 4, heads: str = "projection", sn: bool = False,
-                 **kwargs):
+                 depth: int = 1, **kwargs):
         super().__init__(**kwargs)
         if heads not in ("projection", "classifier"):
             raise ValueError(f"heads must be 'projection' or 'classifier', got {heads!r}")
         self.image_size, self.width, self.norm, self.mbstd_group = image_size, width, norm, mbstd_group
-        self.num_hair, self.num_eye, self.heads, self.sn = num_hair, num_eye, heads, sn
+        self.num_hair, self.num_eye, self.heads, self.sn, self.depth = num_hair, num_eye, heads, sn, depth
         wrap = spectral_norm if sn else (lambda layer: layer)
         n = num_blocks(image_size)
         body = []
@@ -120,6 +132,12 @@ class Discriminator(keras.Model):
             if i > 0 and norm == "batch":
                 body.append(batch_norm(f"d{i}_bn"))
             body.append(keras.layers.LeakyReLU(0.2))
+            for j in range(1, depth if i < n - 1 else 1):   # depth > 1: more 3x3 convolutions at this resolution
+                body.append(wrap(keras.layers.Conv2D(width * 2 ** i, 3, padding="same", use_bias=norm != "batch",
+                                                     kernel_initializer=dcgan_init(), name=f"d{i}_conv{j}")))
+                if norm == "batch":
+                    body.append(batch_norm(f"d{i}_bn{j}"))
+                body.append(keras.layers.LeakyReLU(0.2))
         self.body = keras.Sequential(body, name="body")
         self.mbstd = MinibatchStddev(mbstd_group) if mbstd_group > 0 else None
         feat = width * 2 ** (n - 1)
@@ -162,4 +180,4 @@ class Discriminator(keras.Model):
     def get_config(self):
         return {"image_size": self.image_size, "width": self.width, "num_hair": self.num_hair,
                 "num_eye": self.num_eye, "norm": self.norm, "mbstd_group": self.mbstd_group, "heads": self.heads,
-                "sn": self.sn}
+                "sn": self.sn, "depth": self.depth}

@@ -99,16 +99,18 @@ def checkpoint_candidates(directory: str) -> List[str]:
     return [c for c in state.all_model_checkpoint_paths if c != latest] + ([latest] if latest else [])
 
 
-def restore_newest_good(checkpoint: tf.train.Checkpoint, candidates: List[str],
+def restore_newest_good(checkpoint, candidates: List[str],
                         variables: Iterable[tf.Variable], partial: bool = False) -> Optional[str]:
     """Restore the newest of ``candidates`` (oldest first) that reads back whole and finite; each damaged
     one is reported in one warning line.  A checkpoint of another architecture raises ``ValueError``.
+    ``checkpoint``: a ``tf.train.Checkpoint``, or a function of a path giving the one to read it with.
     ``partial``: ``checkpoint`` holds part of what was saved (the generator alone, to generate).
     Returns the restored path, or None when none is usable."""
     variables = list(variables)
     for path in reversed(candidates):
         try:
-            status = checkpoint.restore(path)
+            reader = checkpoint(path) if callable(checkpoint) else checkpoint
+            status = reader.restore(path)
             (status.expect_partial() if partial else status).assert_existing_objects_matched()
         except (AssertionError, ValueError) as e:
             raise ValueError(f"checkpoint {path} does not match this run's models (was it written by another "

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, FrozenSet, Optional
 
+import keras
 import tensorflow as tf
 
 from gan_anime.config import Config
@@ -99,6 +100,43 @@ def active_penalties(variant: Variant, cfg: Config, step: int) -> FrozenSet[str]
         if getattr(cfg, weight_field) > 0 and (every_field is None or step % getattr(cfg, every_field) == 0):
             active.add(name)
     return frozenset(active)
+
+
+# ------------------------------------------------------------------------------- loss scaling
+#: float16 only: a loss scale that still overflows at or below this is not an overflow but a non-finite
+#: gradient; the step reports a NaN gradient norm, so the loop's guard rolls the run back.
+MIN_LOSS_SCALE = 1.0
+
+
+def scaled_loss(optimizer, loss: tf.Tensor) -> tf.Tensor:
+    """``loss`` times the optimizer's loss scale (float16, :class:`keras.optimizers.LossScaleOptimizer`),
+    so small float16 gradients do not flush to zero; the loss itself elsewhere."""
+    return optimizer.scale_loss(loss) if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss
+
+
+def apply_gradients(optimizer, grads, variables) -> tf.Tensor:
+    """Apply ``grads`` (of :func:`scaled_loss`) in a replica context; returns their global norm.
+
+    With loss scaling the optimizer unscales them and, when any is not finite, skips the update and
+    halves its scale (doubling it after 2,000 good steps).  Every replica skips together: one replica's
+    overflow makes all replicas' gradients non-finite before the optimizer sees them.  A skipped step
+    reports a norm of 0, so an overflow does not trip the loop's NaN guard; once the scale is at
+    :data:`MIN_LOSS_SCALE` it reports NaN, since the gradients are then non-finite, not too large.
+    """
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer.apply_gradients(zip(grads, variables))
+        return tf.linalg.global_norm(grads)
+    bad = tf.cast(tf.logical_not(optimizer.check_finite(grads)), tf.float32)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, bad)
+        poison = tf.where(bad > 0, float("nan"), 0.0)
+        grads = [g + tf.cast(poison, g.dtype) for g in grads]
+    scale = tf.convert_to_tensor(optimizer.dynamic_scale)   # before apply() changes it
+    optimizer.apply(grads, variables)
+    norm = tf.linalg.global_norm(grads) / scale
+    skipped = tf.where(scale > MIN_LOSS_SCALE, 0.0, float("nan"))
+    return tf.where(bad > 0, skipped, norm)
 
 
 # ------------------------------------------------------------------------------- the step
@@ -193,13 +231,14 @@ class TrainStep:
             d_each, g_adv, fake_out, logs = self._d_terms(batch, fake, active)
             g_each = self._g_each(g_adv, fake_out, labels, logs)
             d_loss, g_loss = self._avg(d_each), self._avg(g_each)
-        d_grads = tape.gradient(d_loss, D.trainable_variables)
-        g_grads = tape.gradient(g_loss, G.trainable_variables)
+            d_target, g_target = scaled_loss(self.d_opt, d_loss), scaled_loss(self.g_opt, g_loss)
+        d_grads = tape.gradient(d_target, D.trainable_variables)
+        g_grads = tape.gradient(g_target, G.trainable_variables)
         del tape
-        self.d_opt.apply_gradients(zip(d_grads, D.trainable_variables))
-        self.g_opt.apply_gradients(zip(g_grads, G.trainable_variables))
+        d_norm = apply_gradients(self.d_opt, d_grads, D.trainable_variables)
+        g_norm = apply_gradients(self.g_opt, g_grads, G.trainable_variables)
         return {"d_loss": d_loss, "g_loss": g_loss, **{k: self._avg(v) for k, v in logs.items()},
-                "d_grad_norm": tf.linalg.global_norm(d_grads), "g_grad_norm": tf.linalg.global_norm(g_grads)}
+                "d_grad_norm": d_norm, "g_grad_norm": g_norm}
 
     def _critic_then_generator(self, batch, active):
         """n_critic D updates (batch j of the step each), then one G update on ``g_noise``."""
@@ -211,10 +250,10 @@ class TrainStep:
             with tf.GradientTape() as tape:
                 d_each, _, _, logs = self._d_terms(part, fake, active)
                 d_loss = self._avg(d_each)
-            d_grads = tape.gradient(d_loss, D.trainable_variables)
-            self.d_opt.apply_gradients(zip(d_grads, D.trainable_variables))
+                d_target = scaled_loss(self.d_opt, d_loss)
+            d_norm = apply_gradients(self.d_opt, tape.gradient(d_target, D.trainable_variables), D.trainable_variables)
             for key, v in {"d_loss": d_loss, **{n: self._avg(x) for n, x in logs.items()},
-                           "d_grad_norm": tf.linalg.global_norm(d_grads)}.items():
+                           "d_grad_norm": d_norm}.items():
                 sums[key] = sums[key] + v if key in sums else v
         # The generator update: labels of the step's last batch (``part``), noise of its own, through the updated D.
         last = part
@@ -225,11 +264,11 @@ class TrainStep:
             fake_out = outputs(D(self._augment(fake, last, 2), labels, training=True))
             g_each = self._g_each(generator_loss(self.loss_fn, fake_out["logits"]), fake_out, labels, logs)
             g_loss = self._avg(g_each)
-        g_grads = tape.gradient(g_loss, G.trainable_variables)
-        self.g_opt.apply_gradients(zip(g_grads, G.trainable_variables))
+            g_target = scaled_loss(self.g_opt, g_loss)
+        g_norm = apply_gradients(self.g_opt, tape.gradient(g_target, G.trainable_variables), G.trainable_variables)
         # D's statistics: the mean over the step's critic updates.
         return {**{key: v / k for key, v in sums.items()}, "g_loss": g_loss,
-                **{n: self._avg(x) for n, x in logs.items()}, "g_grad_norm": tf.linalg.global_norm(g_grads)}
+                **{n: self._avg(x) for n, x in logs.items()}, "g_grad_norm": g_norm}
 
     def _build(self, active: FrozenSet[str]):
         pattern = self._simultaneous if self.cfg.n_critic == 1 else self._critic_then_generator

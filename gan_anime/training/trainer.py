@@ -22,6 +22,7 @@ from absl import logging
 
 from gan_anime.config import Config, validate
 from gan_anime.data import ImageSet
+from gan_anime.hardware import resolve_precision
 from gan_anime.data.pipeline import DataTensors, make_dataset, steps_per_epoch
 from gan_anime.images import make_grid, save_png
 from gan_anime.inference import generator_inputs, generator_tensors, run_generator
@@ -86,16 +87,27 @@ class Trainer:
             self.d_opt = keras.optimizers.Adam(Scaled(build_schedule(cfg.d_schedule, "discriminator schedule",
                                                                      updates_per_step=cfg.n_critic), self.lr_scale),
                                                beta_1=cfg.beta1, beta_2=cfg.beta2)
+            # The optimizers as written to checkpoints: float16 wraps them in loss scaling (below).
+            optimizers = dict(g_optimizer=self.g_opt, d_optimizer=self.d_opt)
+            if resolve_precision(cfg.precision) == "float16":
+                self.g_opt, self.d_opt = (keras.optimizers.LossScaleOptimizer(o) for o in (self.g_opt, self.d_opt))
             # Built here, with their variable lists, so their slots are mirrored like the weights.
             self.g_opt.build(self.G.trainable_variables)
             self.d_opt.build(self.D.trainable_variables)
         # Host-side counters (not mirrored): read every step by the Python loop.
         self.counters = Counters()
-        objects = dict(generator=self.G, discriminator=self.D, g_optimizer=self.g_opt, d_optimizer=self.d_opt,
+        objects = dict(generator=self.G, discriminator=self.D, **optimizers,
                        step=self.counters.step, epoch=self.counters.epoch,
                        step_in_epoch=self.counters.step_in_epoch)
         if self.G_ema is not None:
             objects["generator_ema"] = self.G_ema
+        # Without loss scaling's state: what a checkpoint of another precision holds (the Adam slots are
+        # stored under the same names either way, so --load may change the precision).
+        self._checkpoint_without_scale = tf.train.Checkpoint(**objects)
+        if isinstance(self.g_opt, keras.optimizers.LossScaleOptimizer):
+            objects["loss_scale"] = tf.train.Checkpoint(**{
+                f"{net}_{name}": getattr(opt, attr).value for net, opt in (("g", self.g_opt), ("d", self.d_opt))
+                for name, attr in (("scale", "dynamic_scale"), ("good_steps", "step_counter"))})
         self.checkpoint = tf.train.Checkpoint(**objects)
         ckpt_dir = os.path.join(cfg.run_dir, "checkpoints")
         if not self.chief:
@@ -172,12 +184,22 @@ class Trainer:
         candidates = recovery.checkpoint_candidates(self.manager.directory)
         if not candidates:
             return None
-        path = recovery.restore_newest_good(self.checkpoint, candidates, self.checkpoint_variables())
+        path = recovery.restore_newest_good(self._checkpoint_for, candidates, self.checkpoint_variables())
         if path is None:
             raise ValueError(f"none of the checkpoints in {self.manager.directory} can be read back whole "
                              f"({', '.join(os.path.basename(c) for c in candidates)}); start the run again")
         logging.info("restored %s (%s)", path, self.counters.as_dict())
         return path
+
+    def _checkpoint_for(self, path: str) -> tf.train.Checkpoint:
+        """The checkpoint object that reads ``path``: a float16 run resumed from a checkpoint written in
+        another precision starts loss scaling afresh."""
+        if self.checkpoint is self._checkpoint_without_scale or any(
+                name.startswith("loss_scale/") for name, _ in tf.train.list_variables(path)):
+            return self.checkpoint
+        logging.info("%s holds no loss scale (written in another precision): float16 starts from the initial "
+                     "one", path)
+        return self._checkpoint_without_scale
 
     def checkpoint_variables(self):
         """The float variables a checkpoint holds (networks, EMA, optimizer slots)."""
