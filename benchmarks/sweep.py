@@ -48,6 +48,10 @@ CONFIGS = {
              "dcgan", {"upsample": "blur"}),
     "lr-3e-4": ("learning rate 3e-4 for both networks", "dcgan",
                 {"g_schedule": {"initial_lr": 3e-4}, "d_schedule": {"initial_lr": 3e-4}}),
+    "lr-anneal": ("learning rates decayed linearly from 2e-4 to 2e-5 over 9,000 steps (about the baseline's "
+                  "10 minutes), then held", "dcgan",
+                  {"g_schedule": {"kind": "polynomial", "initial_lr": 2e-4, "decay_steps": 9000, "end_lr": 2e-5},
+                   "d_schedule": {"kind": "polynomial", "initial_lr": 2e-4, "decay_steps": 9000, "end_lr": 2e-5}}),
     "r1-0.1": ("R1 gamma 0.1", "dcgan", {"r1_gamma": 0.1}),
     "r1-10": ("R1 gamma 10", "dcgan", {"r1_gamma": 10.0}),
     "r1-every-16": ("lazy R1 every 16 steps", "dcgan", {"r1_every": 16}),

@@ -131,7 +131,7 @@ def apply_gradients(optimizer, grads, variables) -> tf.Tensor:
     if ctx is not None and ctx.num_replicas_in_sync > 1:
         bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, bad)
         poison = tf.where(bad > 0, float("nan"), 0.0)
-        grads = [g + tf.cast(poison, g.dtype) for g in grads]
+        grads = [None if g is None else g + tf.cast(poison, g.dtype) for g in grads]
     scale = tf.convert_to_tensor(optimizer.dynamic_scale)   # before apply() changes it
     optimizer.apply(grads, variables)
     norm = tf.linalg.global_norm(grads) / scale
