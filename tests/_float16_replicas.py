@@ -35,7 +35,10 @@ def step(bad_replica):
 
 
 def weights():
-    return [[v.numpy() for v in strategy.experimental_local_results(w)] for w in model.trainable_variables]
+    # keras.Variable.value: the tf.distribute MirroredVariable behind it, one copy per replica.
+    copies = [strategy.experimental_local_results(w.value) for w in model.trainable_variables]
+    assert all(len(c) == 2 for c in copies), [len(c) for c in copies]
+    return [[v.numpy() for v in c] for c in copies]
 
 
 before = weights()

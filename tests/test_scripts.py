@@ -254,5 +254,5 @@ def test_ci_runs_the_readme_test_command():
         readme = f.read()
     with open(os.path.join(ROOT, ".ci", "run")) as f:
         ci = f.read()
-    command = "bash scripts/init.sh --dev && .venv/bin/python -m pytest -q tests"
+    command = "bash scripts/init.sh --dev && .venv/bin/python -m pytest -q -n 2 --dist loadfile tests"
     assert command in readme and command in ci

@@ -201,9 +201,13 @@ def test_epochs_do_not_keep_copies_of_the_images(tmp_path):
     trainer.sample_grid = grid_and_measure
     trainer.fit(data)
     leak_per_epoch = data.images.nbytes / 2 ** 20
-    growth = rss[10] - rss[2]                                   # epoch 1 warms up (tracing, allocator)
-    # Measured: 21-46 MB with one shared copy; 281 MB when each epoch kept its own.
-    assert growth < 2 * leak_per_epoch, f"memory grew {growth:.0f} MB over 8 epochs: {rss}"
+    # Epoch 1 warms up (tracing, allocator).  The largest single-epoch rise is left out too: in a
+    # pytest-xdist worker that ran other test files first, the allocator once took 93 MB in one epoch
+    # with no leak (156 MB over 8 epochs in all, 10 MB an epoch otherwise).
+    rises = sorted(rss[e + 1] - rss[e] for e in range(2, 10))
+    growth = sum(rises[:-1])
+    # Measured: 21-46 MB with one shared copy (fresh process); 281 MB when each epoch kept its own.
+    assert growth < 2 * leak_per_epoch, f"memory grew {growth:.0f} MB over 7 of 8 epochs: {rss}"
 
 
 def test_max_minutes_stops_with_a_checkpoint(tmp_path, image_dir):

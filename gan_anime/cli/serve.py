@@ -53,8 +53,11 @@ def serve_run(locate: Callable[[], str]) -> int:
             sys.stderr.write(f"{PROG}: warning: listening on {FLAGS.host}: other machines can reach this page\n")
         print(f"serving {os.path.abspath(run_dir)} at {server.url_of(sock)}/ (Ctrl-C stops)", flush=True)
         server.serve_forever(app, sock)
-    except KeyboardInterrupt:   # uvicorn stops cleanly on Ctrl-C, then passes the signal on
-        print("stopped", flush=True)
+    except KeyboardInterrupt:
+        # uvicorn stops cleanly on Ctrl-C, then raises the signal again; asyncio turns that into
+        # KeyboardInterrupt only when its task has not finished first, so both endings are a stop.
+        pass
     finally:
         sock.close()
+    print("stopped", flush=True)
     return 0
