@@ -104,7 +104,8 @@ def test_float16_trains_with_loss_scaling_and_checkpoints_its_scale(tmp_path):
     assert f32.restore() == path and int(f32.g_opt.iterations.numpy()) == 4
     other = tmp_path / "other"
     f32_run = Trainer(_cfg(other, precision="float32", max_steps=3))
-    f32_run.fit(data)
+    f32_path = f32_run.fit(data).checkpoint
+    assert f32_run._checkpoint_for(f32_path) is f32_run.checkpoint   # one checkpoint object outside float16
     f16 = Trainer(_cfg(other, precision="float16", max_steps=3))
     assert f16.restore() is not None
     assert int(f16.g_opt.iterations.numpy()) == 3 and float(f16.g_opt.dynamic_scale.numpy()) == 2.0 ** 15

@@ -14,7 +14,8 @@ from typing import Optional, Tuple
 import keras
 import tensorflow as tf
 
-from gan_anime.models.layers import MinibatchStddev, batch_norm, dcgan_init, num_blocks, spectral_norm, up_block
+from gan_anime.models.layers import (MinibatchStddev, batch_norm, conv3x3, dcgan_init, num_blocks, spectral_norm,
+                                     up_block)
 
 Labels = Optional[Tuple[tf.Tensor, tf.Tensor]]
 
@@ -52,14 +53,11 @@ class Generator(keras.Model):
             ch = seed_ch // 2 ** (i + 1)
             body += up_block(ch, upsample, f"g{i}") + [batch_norm(f"g{i}_bn"), keras.layers.ReLU()]
             for j in range(1, depth):   # depth > 1: more 3x3 convolutions at this resolution
-                body += [keras.layers.Conv2D(ch, 3, padding="same", use_bias=False, kernel_initializer=dcgan_init(),
-                                             name=f"g{i}_conv{j}"), batch_norm(f"g{i}_bn{j}"), keras.layers.ReLU()]
+                body += [conv3x3(ch, f"g{i}_conv{j}"), batch_norm(f"g{i}_bn{j}"), keras.layers.ReLU()]
         self.body = keras.Sequential(body, name="body")
         if out_width:   # features at the output resolution, then a 3x3 convolution to RGB
             rgb = up_block(out_width, upsample, "rgb") + [batch_norm("rgb_bn"), keras.layers.ReLU(),
-                                                          keras.layers.Conv2D(3, 3, padding="same", use_bias=False,
-                                                                              kernel_initializer=dcgan_init(),
-                                                                              name="rgb_conv")]
+                                                          conv3x3(3, "rgb_conv")]
         else:
             rgb = up_block(3, upsample, "rgb", last=True)
         self.to_rgb = keras.Sequential(rgb, name="to_rgb")
@@ -133,8 +131,7 @@ class Discriminator(keras.Model):
                 body.append(batch_norm(f"d{i}_bn"))
             body.append(keras.layers.LeakyReLU(0.2))
             for j in range(1, depth if i < n - 1 else 1):   # depth > 1: more 3x3 convolutions at this resolution
-                body.append(wrap(keras.layers.Conv2D(width * 2 ** i, 3, padding="same", use_bias=norm != "batch",
-                                                     kernel_initializer=dcgan_init(), name=f"d{i}_conv{j}")))
+                body.append(wrap(conv3x3(width * 2 ** i, f"d{i}_conv{j}", use_bias=norm != "batch")))
                 if norm == "batch":
                     body.append(batch_norm(f"d{i}_bn{j}"))
                 body.append(keras.layers.LeakyReLU(0.2))

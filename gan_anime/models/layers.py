@@ -86,9 +86,13 @@ def up_block(filters: int, upsample: str, name: str, last: bool = False):
         deconv = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
                                               kernel_initializer=dcgan_init(), name=f"{name}_deconv")
         return [deconv] if upsample == "transpose" or last else [deconv, Blur(name=f"{name}_blur")]
-    return [keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up"),
-            keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                                kernel_initializer=dcgan_init(), name=f"{name}_conv")]
+    return [keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up"), conv3x3(filters, f"{name}_conv")]
+
+
+def conv3x3(filters: int, name: str, use_bias: bool = False):
+    """A 3x3 same-padding convolution with DCGAN's initialiser (no bias: a batch norm follows)."""
+    return keras.layers.Conv2D(filters, 3, padding="same", use_bias=use_bias, kernel_initializer=dcgan_init(),
+                               name=name)
 
 
 def num_blocks(image_size: int) -> int:

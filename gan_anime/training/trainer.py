@@ -22,8 +22,8 @@ from absl import logging
 
 from gan_anime.config import Config, validate
 from gan_anime.data import ImageSet
-from gan_anime.hardware import resolve_precision
 from gan_anime.data.pipeline import DataTensors, make_dataset, steps_per_epoch
+from gan_anime.hardware import resolve_precision
 from gan_anime.images import make_grid, save_png
 from gan_anime.inference import generator_inputs, generator_tensors, run_generator
 from gan_anime.models import build_models
@@ -101,14 +101,14 @@ class Trainer:
                        step_in_epoch=self.counters.step_in_epoch)
         if self.G_ema is not None:
             objects["generator_ema"] = self.G_ema
+        self.checkpoint = tf.train.Checkpoint(**objects)
         # Without loss scaling's state: what a checkpoint of another precision holds (the Adam slots are
         # stored under the same names either way, so --load may change the precision).
-        self._checkpoint_without_scale = tf.train.Checkpoint(**objects)
+        self._checkpoint_without_scale = self.checkpoint
         if isinstance(self.g_opt, keras.optimizers.LossScaleOptimizer):
-            objects["loss_scale"] = tf.train.Checkpoint(**{
+            self.checkpoint = tf.train.Checkpoint(**objects, loss_scale=tf.train.Checkpoint(**{
                 f"{net}_{name}": getattr(opt, attr).value for net, opt in (("g", self.g_opt), ("d", self.d_opt))
-                for name, attr in (("scale", "dynamic_scale"), ("good_steps", "step_counter"))})
-        self.checkpoint = tf.train.Checkpoint(**objects)
+                for name, attr in (("scale", "dynamic_scale"), ("good_steps", "step_counter"))}))
         ckpt_dir = os.path.join(cfg.run_dir, "checkpoints")
         if not self.chief:
             # Every worker takes part in a save (TensorFlow's multi-worker pattern); the others write their
