@@ -55,14 +55,15 @@ def matmul_gflops(n: int = MATMUL_N, repeats: int = 7) -> float:
 def forward_flops(cfg) -> Dict[str, float]:
     """Hand count of one example's forward pass, by layer arithmetic on the DCGAN architecture
     (:mod:`gan_anime.models.dcgan`): {"G": FLOPs, "D": FLOPs, "G_first": G's first layer (the dense
-    layer on the noise), "D_first": D's first convolution (on the images)}, multiply-adds counted as 2.
+    layer on the noise), "D_first": D's first convolution (on the images), "D_products": the products of two
+    activations in D's self-attention (part of "D")}, multiply-adds counted as 2.
 
     Dense: 2 x in x out.  Conv2D: 2 x H_out x W_out x k^2 x C_in x C_out.  A stride-2 transposed
     conv: 2 x H_in x W_in x k^2 x C_in x C_out (each input pixel scatters a k x k x C_out patch).
     Element-wise layers (batch norm, activations, minibatch-stddev) are left out: they are a few
     percent and what :func:`graph_flops` adds on top.
     """
-    from gan_anime.models.layers import num_blocks
+    from gan_anime.models.layers import attention_flops, num_blocks
     n, w, s = num_blocks(cfg.image_size), cfg.g_width, cfg.image_size
     labels = cfg.num_hair + cfg.num_eye if cfg.conditional else 0
     c = w * 2 ** (n - 1)
@@ -77,9 +78,11 @@ def forward_flops(cfg) -> Dict[str, float]:
         res *= 2
         if res < s:   # g_depth - 1 more 3x3 convolutions at this resolution
             g += (cfg.g_depth - 1) * 2.0 * res * res * 9 * cout * cout
+            if res == cfg.attention:
+                g += attention_flops(res, cout)
         elif out_width:   # the 3x3 convolution to RGB
             g += 2.0 * res * res * 9 * out_width * 3
-    d, dw = 0.0, cfg.d_width
+    d, dw, d_products = 0.0, cfg.d_width, 0.0
     d_first = 2.0 * (s // 2) ** 2 * 16 * 3 * dw
     for i in range(n):
         cin = 3 if i == 0 else dw * 2 ** (i - 1)
@@ -87,11 +90,14 @@ def forward_flops(cfg) -> Dict[str, float]:
         d += 2.0 * out * out * 16 * cin * dw * 2 ** i
         if i < n - 1:   # d_depth - 1 more 3x3 convolutions at this resolution
             d += (cfg.d_depth - 1) * 2.0 * out * out * 9 * (dw * 2 ** i) ** 2
+            if out == cfg.attention:
+                d += attention_flops(out, dw * 2 ** i)
+                d_products += attention_flops(out, dw * 2 ** i, products_only=True)
     feat = dw * 2 ** (n - 1)
     d += 2.0 * 16 * (feat + (1 if cfg.mbstd_group else 0)) * feat + 2.0 * feat
     if cfg.conditional:
         d += 2.0 * feat * (labels if cfg.gan == "acgan" else 1)
-    return {"G": g, "D": d, "G_first": g_first, "D_first": d_first}
+    return {"G": g, "D": d, "G_first": g_first, "D_first": d_first, "D_products": d_products}
 
 
 def layer_flops_per_image(cfg) -> float:
@@ -103,21 +109,24 @@ def layer_flops_per_image(cfg) -> float:
 
     * n_critic = 1 (G and D from one pass): G forward + backward 3 F_G - f_G; D forward on the real
       and the fake batch 2 F_D, D's backward on both 4 F_D - 2 f_D, G's loss back through D to the images
-      F_D (input gradients only): 3 F_G - f_G + 7 F_D - 2 f_D.  A lazy R1 step adds D's input gradient
-      on the real batch (F_D) and its own backward (2 F_D): + 3 F_D once every ``r1_every`` steps;
+      F_D (input gradients only): 3 F_G - f_G + 7 F_D - 2 f_D.  A product of two activations (P_D, in D's
+      self-attention) has no weights, so an input-gradient pass through it costs twice its forward: + P_D
+      for each such pass.  A lazy R1 step adds D's input gradient
+      on the real batch (F_D) and its own backward (2 F_D): + 3 F_D (+ P_D) once every ``r1_every`` steps;
     * n_critic = k: each critic update F_G + 6 F_D - 2 f_D (+ a gradient penalty: D on the
-      interpolates F_D, its input gradient F_D and the backward of both 4 F_D: 6 F_D), then the
+      interpolates F_D, its input gradient F_D and the backward of both 4 F_D: 6 F_D, and about 2 P_D more
+      for the products' input gradient and its backward), then the
       generator update 3 F_G - f_G + 2 F_D, over k batches.
     """
     f = forward_flops(cfg)
-    fg, fd, g1, d1 = f["G"], f["D"], f["G_first"], f["D_first"]
+    fg, fd, g1, d1, p = f["G"], f["D"], f["G_first"], f["D_first"], f["D_products"]
     generator_update = 3 * fg - g1
     if cfg.n_critic == 1:
-        r1 = 3 * fd / cfg.r1_every if cfg.r1_gamma > 0 else 0.0
-        return generator_update + 7 * fd - 2 * d1 + r1
+        r1 = (3 * fd + p) / cfg.r1_every if cfg.r1_gamma > 0 else 0.0
+        return generator_update + 7 * fd + p - 2 * d1 + r1
     k = cfg.n_critic
-    gp = 6 * fd if cfg.gp_weight > 0 and cfg.gan == "wgan-gp" else 0.0
-    return (k * (fg + 6 * fd - 2 * d1 + gp) + generator_update + 2 * fd) / k
+    gp = 6 * fd + 2 * p if cfg.gp_weight > 0 and cfg.gan == "wgan-gp" else 0.0
+    return (k * (fg + 6 * fd - 2 * d1 + gp) + generator_update + 2 * fd + p) / k
 
 
 #: The op types that carry a network's arithmetic: convolutions, their gradients, matmuls.

@@ -80,6 +80,89 @@ def test_generator_depth_adds_3x3_convolutions_per_resolution(depth):
     assert sorted(extra) == sorted([(3, 3, 8, 8)] * (depth - 1) + [(3, 3, 4, 4)] * (depth - 1))
 
 
+def test_residual_generator_adds_its_input_to_each_3x3_convolution():
+    """g_residual: the same 3x3 convolutions and batch norms as g_depth 2 (so the same weights), each block
+    relu(x + bn(conv(x))); with the convolution's kernel zeroed the block passes relu(x + beta) on."""
+    from gan_anime.models.layers import ResidualConv
+    plain, res = (Generator(32, noise_dim=8, width=4, depth=2, residual=r) for r in (False, True))
+    z = tf.random.stateless_normal([4, 8], seed=[1, 2])
+    plain(z), res(z)
+    assert [tuple(w.shape) for w in res.weights] == [tuple(w.shape) for w in plain.weights]
+    blocks = [l for l in res.body.layers if isinstance(l, ResidualConv)]
+    assert len(blocks) == 2 and res.get_config()["residual"] is True
+    x = tf.random.stateless_normal([2, 8, 8, 8], seed=[3, 4])
+    block = blocks[0]
+    block.conv.kernel.assign(tf.zeros_like(block.conv.kernel))
+    block.bn.beta.assign(tf.fill(block.bn.beta.shape, 0.5))
+    # zero convolution: batch norm (inference) maps 0 to beta, so the block is relu(x + 0.5)
+    assert np.allclose(block(x, training=False), tf.nn.relu(x + 0.5), atol=1e-5)
+    for p, r in zip(plain.weights, res.weights):   # the same weights give other images: the shortcut is there
+        p.assign(r)
+    assert not np.allclose(res(z), plain(z), atol=1e-3)
+
+
+def test_residual_generator_needs_depth():
+    from gan_anime.config import validate
+    with pytest.raises(ValueError, match="g_residual needs g_depth >= 2"):
+        validate(Config(g_depth=1, g_residual=True))
+    a = Config()
+    assert set(a.architecture_diff(a.replace(g_residual=True))) == {"g_residual"}
+
+
+def test_self_attention_starts_as_identity_and_mixes_pixels_once_gamma_moves():
+    from gan_anime.models.layers import SelfAttention
+    layer = SelfAttention(16, name="att")
+    x = tf.random.stateless_normal([2, 8, 8, 16], seed=[5, 6])
+    assert np.allclose(layer(x), x)                        # gamma starts at 0
+    kernels = {w.path.split("/")[-2]: tuple(w.shape) for w in layer.weights if "kernel" in w.path}
+    assert kernels == {"att_query": (1, 1, 16, 2), "att_key": (1, 1, 16, 2), "att_value": (1, 1, 16, 8),
+                       "att_out": (1, 1, 8, 16)}
+    layer.gamma.assign(1.0)
+    y = layer(x)
+    assert y.shape == x.shape and not np.allclose(y, x)
+    # every output pixel depends on every input pixel: change one corner pixel, the opposite one moves
+    x2 = tf.tensor_scatter_nd_update(x, [[0, 0, 0]], [tf.ones([16])])
+    assert not np.allclose(layer(x2)[0, 7, 7], y[0, 7, 7])
+    assert np.allclose(layer(x2)[1], y[1])                 # and nothing crosses between images
+
+
+@pytest.mark.parametrize("resolution", [8, 16])
+def test_attention_sits_at_its_resolution_in_both_networks(resolution):
+    from gan_anime.models.layers import SelfAttention
+    g = Generator(32, noise_dim=8, width=4, attention=resolution)
+    d = Discriminator(32, width=4, norm="none", attention=resolution)
+    seen = {}
+
+    def spy(layer):
+        call = layer.call
+
+        def wrapped(x, training=False):
+            seen[layer.name] = tuple(x.shape[1:])
+            return call(x, training=training)
+        layer.call = wrapped
+    for net in (g, d):
+        for layer in net.body.layers:
+            if isinstance(layer, SelfAttention):
+                spy(layer)
+    assert g(tf.zeros([2, 8]), training=True).shape == (2, 32, 32, 3)
+    assert d(tf.zeros([2, 32, 32, 3]), training=True).shape == (2,)
+    # G: 16 channels at 4 px, 8 at 8 px, 4 at 16 px; D: 4 channels at 16 px, 8 at 8 px
+    g_ch, d_ch = {8: 8, 16: 4}[resolution], {8: 8, 16: 4}[resolution]
+    assert sorted(seen.values()) == sorted([(resolution, resolution, g_ch), (resolution, resolution, d_ch)])
+    assert g.get_config()["attention"] == d.get_config()["attention"] == resolution
+
+
+def test_attention_resolution_is_checked():
+    from gan_anime.config import validate
+    for bad in (4, 12, 64):
+        with pytest.raises(ValueError, match="attention must be 0 .off. or a feature resolution of the 64 px "
+                                             "networks, one of 8, 16, 32; got"):
+            validate(Config(attention=bad))
+    validate(Config(attention=32))
+    a = Config()
+    assert set(a.architecture_diff(a.replace(attention=16))) == {"attention"}
+
+
 def test_generator_out_width_draws_rgb_from_features_at_full_resolution():
     g = Generator(32, noise_dim=8, width=4, out_width=6)
     assert g(tf.zeros([2, 8]), training=True).shape == (2, 32, 32, 3)

@@ -14,8 +14,8 @@ from typing import Optional, Tuple
 import keras
 import tensorflow as tf
 
-from gan_anime.models.layers import (MinibatchStddev, batch_norm, conv3x3, dcgan_init, num_blocks, spectral_norm,
-                                     up_block)
+from gan_anime.models.layers import (MinibatchStddev, ResidualConv, SelfAttention, batch_norm, conv3x3, dcgan_init,
+                                     num_blocks, spectral_norm, up_block)
 
 Labels = Optional[Tuple[tf.Tensor, tf.Tensor]]
 
@@ -29,18 +29,20 @@ class Generator(keras.Model):
     4x4 seed with ``width * 2**(n-1)`` channels, then ``n = log2(S) - 2`` blocks that
     double the resolution and halve the channels (batch norm + ReLU), the last one
     to RGB with tanh.  ``depth`` > 1 adds ``depth - 1`` 3x3 convolutions (batch norm + ReLU)
-    after each upsampling but the last.  ``out_width`` > 0: the last upsampling makes ``out_width``
+    after each upsampling but the last; ``residual`` makes each of them a residual block,
+    ``relu(x + bn(conv(x)))`` (He et al. 2016), at no extra arithmetic.  ``out_width`` > 0: the last upsampling makes ``out_width``
     channels (batch norm + ReLU) and a 3x3 convolution draws RGB from them, instead of upsampling
-    straight to RGB.
+    straight to RGB.  ``attention`` (a resolution, 0: none): a self-attention layer (SAGAN) after the
+    block at that resolution.
     """
 
     def __init__(self, image_size: int = 64, noise_dim: int = 100, width: int = 48,
                  num_hair: int = 0, num_eye: int = 0, upsample: str = "transpose", depth: int = 1,
-                 out_width: int = 0, **kwargs):
+                 out_width: int = 0, residual: bool = False, attention: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.image_size, self.noise_dim, self.width = image_size, noise_dim, width
         self.num_hair, self.num_eye, self.upsample, self.depth = num_hair, num_eye, upsample, depth
-        self.out_width = out_width
+        self.out_width, self.residual, self.attention = out_width, bool(residual), int(attention)
         n = num_blocks(image_size)
         seed_ch = width * 2 ** (n - 1)
         self.project = keras.layers.Dense(4 * 4 * seed_ch, use_bias=False,
@@ -53,7 +55,12 @@ class Generator(keras.Model):
             ch = seed_ch // 2 ** (i + 1)
             body += up_block(ch, upsample, f"g{i}") + [batch_norm(f"g{i}_bn"), keras.layers.ReLU()]
             for j in range(1, depth):   # depth > 1: more 3x3 convolutions at this resolution
-                body += [conv3x3(ch, f"g{i}_conv{j}"), batch_norm(f"g{i}_bn{j}"), keras.layers.ReLU()]
+                if residual:
+                    body.append(ResidualConv(ch, f"g{i}_conv{j}", f"g{i}_bn{j}", name=f"g{i}_res{j}"))
+                else:
+                    body += [conv3x3(ch, f"g{i}_conv{j}"), batch_norm(f"g{i}_bn{j}"), keras.layers.ReLU()]
+            if attention == 8 * 2 ** i:
+                body.append(SelfAttention(ch, name=f"g{i}_attention"))
         self.body = keras.Sequential(body, name="body")
         if out_width:   # features at the output resolution, then a 3x3 convolution to RGB
             rgb = up_block(out_width, upsample, "rgb") + [batch_norm("rgb_bn"), keras.layers.ReLU(),
@@ -96,7 +103,8 @@ class Generator(keras.Model):
     def get_config(self):
         return {"image_size": self.image_size, "noise_dim": self.noise_dim, "width": self.width,
                 "num_hair": self.num_hair, "num_eye": self.num_eye, "upsample": self.upsample,
-                "depth": self.depth, "out_width": self.out_width}
+                "depth": self.depth, "out_width": self.out_width, "residual": self.residual,
+                "attention": self.attention}
 
 
 class Discriminator(keras.Model):
@@ -109,17 +117,19 @@ class Discriminator(keras.Model):
     all but the first, as in DCGAN), a minibatch-stddev feature, a dense feature
     layer, then a linear logit plus the class projections (or the class heads).  ``depth`` > 1 adds
     ``depth - 1`` 3x3 convolutions (LeakyReLU) after each strided conv but the last, as ``Generator``'s.
-    ``sn``: every conv and dense layer spectrally normalised (SNGAN).
+    ``sn``: every conv and dense layer spectrally normalised (SNGAN).  ``attention`` (a resolution, 0:
+    none): a self-attention layer (SAGAN) after the block whose output has that resolution.
     """
 
     def __init__(self, image_size: int = 64, width: int = 48, num_hair: int = 0, num_eye: int = 0,
                  norm: str = "batch", mbstd_group: int = 4, heads: str = "projection", sn: bool = False,
-                 depth: int = 1, **kwargs):
+                 depth: int = 1, attention: int = 0, **kwargs):
         super().__init__(**kwargs)
         if heads not in ("projection", "classifier"):
             raise ValueError(f"heads must be 'projection' or 'classifier', got {heads!r}")
         self.image_size, self.width, self.norm, self.mbstd_group = image_size, width, norm, mbstd_group
         self.num_hair, self.num_eye, self.heads, self.sn, self.depth = num_hair, num_eye, heads, sn, depth
+        self.attention = int(attention)
         wrap = spectral_norm if sn else (lambda layer: layer)
         n = num_blocks(image_size)
         body = []
@@ -135,6 +145,8 @@ class Discriminator(keras.Model):
                 if norm == "batch":
                     body.append(batch_norm(f"d{i}_bn{j}"))
                 body.append(keras.layers.LeakyReLU(0.2))
+            if i < n - 1 and attention == image_size // 2 ** (i + 1):
+                body.append(SelfAttention(width * 2 ** i, sn=sn, name=f"d{i}_attention"))
         self.body = keras.Sequential(body, name="body")
         self.mbstd = MinibatchStddev(mbstd_group) if mbstd_group > 0 else None
         feat = width * 2 ** (n - 1)
@@ -177,4 +189,4 @@ class Discriminator(keras.Model):
     def get_config(self):
         return {"image_size": self.image_size, "width": self.width, "num_hair": self.num_hair,
                 "num_eye": self.num_eye, "norm": self.norm, "mbstd_group": self.mbstd_group, "heads": self.heads,
-                "sn": self.sn, "depth": self.depth}
+                "sn": self.sn, "depth": self.depth, "attention": self.attention}

@@ -95,6 +95,82 @@ def conv3x3(filters: int, name: str, use_bias: bool = False):
                                name=name)
 
 
+class ResidualConv(keras.layers.Layer):
+    """``relu(x + bn(conv3x3(x)))``: a 3x3 convolution (no bias) and batch norm with an identity shortcut
+    (He et al. 2016), the same arithmetic as the plain conv + batch norm + ReLU it replaces.
+    x: [B, H, W, filters] -> the same shape."""
+
+    def __init__(self, filters: int, conv_name: str, bn_name: str, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.conv = conv3x3(filters, conv_name)
+        self.bn = batch_norm(bn_name)
+
+    def build(self, input_shape):
+        self.conv.build(input_shape)
+        self.bn.build((*input_shape[:-1], self.filters))
+        self.built = True
+
+    def call(self, x, training=False):
+        return tf.nn.relu(x + self.bn(self.conv(x), training=training))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+class SelfAttention(keras.layers.Layer):
+    """Self-attention over the pixels of a feature map (SAGAN, Zhang et al. 2019).
+
+    x: [B, H, W, C] -> x + gamma * o(softmax(q k^T) v), the same shape: 1x1 convolutions make queries and
+    keys of C/8 channels and values of C/2, every pixel attends to every pixel (H*W x H*W weights, softmax
+    in float32), and a 1x1 convolution maps the result back to C channels.  gamma is a learned scalar that
+    starts at 0, so the layer starts as the identity and the network learns how much to use it.  ``sn``:
+    the four convolutions spectrally normalised (for a discriminator with spectral norm).
+    """
+
+    def __init__(self, channels: int, sn: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.sn = int(channels), bool(sn)
+        wrap = spectral_norm if sn else (lambda layer: layer)
+        inner, half = max(1, channels // 8), max(1, channels // 2)
+
+        def conv(filters, name):
+            return wrap(keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer=dcgan_init(),
+                                            name=f"{self.name}_{name}"))
+        self.query, self.key, self.value = conv(inner, "query"), conv(inner, "key"), conv(half, "value")
+        self.out = conv(channels, "out")
+
+    def build(self, input_shape):
+        for layer in (self.query, self.key, self.value):
+            layer.build(input_shape)
+        self.out.build((*input_shape[:-1], max(1, self.channels // 2)))
+        self.gamma = self.add_weight(shape=(), initializer="zeros", name="gamma")
+        self.built = True
+
+    def call(self, x, training=False):
+        shape = tf.shape(x)
+        pixels = shape[1] * shape[2]
+
+        def flat(layer):
+            y = layer(x, training=training)
+            return tf.reshape(y, [shape[0], pixels, y.shape[-1]])
+        q, k, v = flat(self.query), flat(self.key), flat(self.value)
+        weights = tf.nn.softmax(tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32), axis=-1)   # [B, HW, HW]
+        o = tf.reshape(tf.matmul(tf.cast(weights, v.dtype), v), [shape[0], shape[1], shape[2], v.shape[-1]])
+        return x + tf.cast(self.gamma, x.dtype) * self.out(o, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def attention_flops(resolution: int, channels: int, products_only: bool = False) -> float:
+    """Forward FLOPs of one :class:`SelfAttention` on a [resolution, resolution, channels] map (multiply-adds
+    counted as 2): the four 1x1 convolutions and the two [HW x HW] products (``products_only``: those alone)."""
+    hw, inner, half = resolution * resolution, max(1, channels // 8), max(1, channels // 2)
+    products = 2.0 * hw * hw * (inner + half)
+    return products if products_only else 2.0 * hw * channels * (2 * inner + half) + 2.0 * hw * half * channels + products
+
+
 def num_blocks(image_size: int) -> int:
     """Resolution-doubling blocks between the 4x4 seed and ``image_size``."""
     n = int(round(math.log2(image_size))) - 2
