@@ -34,7 +34,8 @@ FACES_COUNT = 10000
 #: Config fields that define the networks' shapes: a resumed run may not change them.
 ARCHITECTURE_FIELDS = (
     "gan", "image_size", "noise_dim", "g_width", "d_width", "conditional",
-    "num_hair", "num_eye", "upsample", "g_depth", "g_residual", "g_out_width", "d_depth", "attention", "d_norm", "mbstd_group",
+    "num_hair", "num_eye", "upsample", "g_depth", "g_residual", "g_out_width", "d_depth", "attention", "d_norm",
+    "mbstd_group",
 )
 
 #: What a run saved before an architecture field existed was built with (its config.json lacks the field).

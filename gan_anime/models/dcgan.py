@@ -30,9 +30,9 @@ class Generator(keras.Model):
     double the resolution and halve the channels (batch norm + ReLU), the last one
     to RGB with tanh.  ``depth`` > 1 adds ``depth - 1`` 3x3 convolutions (batch norm + ReLU)
     after each upsampling but the last; ``residual`` makes each of them a residual block,
-    ``relu(x + bn(conv(x)))`` (He et al. 2016), at no extra arithmetic.  ``out_width`` > 0: the last upsampling makes ``out_width``
-    channels (batch norm + ReLU) and a 3x3 convolution draws RGB from them, instead of upsampling
-    straight to RGB.  ``attention`` (a resolution, 0: none): a self-attention layer (SAGAN) after the
+    ``relu(x + bn(conv(x)))`` (He et al. 2016), at no extra arithmetic.  ``out_width`` > 0: the last
+    upsampling makes ``out_width`` channels (batch norm + ReLU) and a 3x3 convolution draws RGB from
+    them, instead of upsampling straight to RGB.  ``attention`` (a resolution, 0: none): a self-attention layer (SAGAN) after the
     block at that resolution.
     """
 

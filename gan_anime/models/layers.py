@@ -168,7 +168,9 @@ def attention_flops(resolution: int, channels: int, products_only: bool = False)
     counted as 2): the four 1x1 convolutions and the two [HW x HW] products (``products_only``: those alone)."""
     hw, inner, half = resolution * resolution, max(1, channels // 8), max(1, channels // 2)
     products = 2.0 * hw * hw * (inner + half)
-    return products if products_only else 2.0 * hw * channels * (2 * inner + half) + 2.0 * hw * half * channels + products
+    if products_only:
+        return products
+    return 2.0 * hw * channels * (2 * inner + half) + 2.0 * hw * half * channels + products
 
 
 def num_blocks(image_size: int) -> int:
