@@ -32,8 +32,8 @@ class Generator(keras.Model):
     after each upsampling but the last; ``residual`` makes each of them a residual block,
     ``relu(x + bn(conv(x)))`` (He et al. 2016), at no extra arithmetic.  ``out_width`` > 0: the last
     upsampling makes ``out_width`` channels (batch norm + ReLU) and a 3x3 convolution draws RGB from
-    them, instead of upsampling straight to RGB.  ``attention`` (a resolution, 0: none): a self-attention layer (SAGAN) after the
-    block at that resolution.
+    them, instead of upsampling straight to RGB.  ``attention`` (a resolution, 0: none): a
+    self-attention layer (SAGAN) after the block at that resolution.
     """
 
     def __init__(self, image_size: int = 64, noise_dim: int = 100, width: int = 48,

@@ -118,6 +118,11 @@ class ResidualConv(keras.layers.Layer):
         return input_shape
 
 
+def attention_widths(channels: int):
+    """(query/key channels, value channels) of a :class:`SelfAttention` on ``channels``: C/8 and C/2, at least 1."""
+    return max(1, channels // 8), max(1, channels // 2)
+
+
 class SelfAttention(keras.layers.Layer):
     """Self-attention over the pixels of a feature map (SAGAN, Zhang et al. 2019).
 
@@ -132,7 +137,7 @@ class SelfAttention(keras.layers.Layer):
         super().__init__(**kwargs)
         self.channels, self.sn = int(channels), bool(sn)
         wrap = spectral_norm if sn else (lambda layer: layer)
-        inner, half = max(1, channels // 8), max(1, channels // 2)
+        inner, half = attention_widths(channels)
 
         def conv(filters, name):
             return wrap(keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer=dcgan_init(),
@@ -143,7 +148,7 @@ class SelfAttention(keras.layers.Layer):
     def build(self, input_shape):
         for layer in (self.query, self.key, self.value):
             layer.build(input_shape)
-        self.out.build((*input_shape[:-1], max(1, self.channels // 2)))
+        self.out.build((*input_shape[:-1], attention_widths(self.channels)[1]))
         self.gamma = self.add_weight(shape=(), initializer="zeros", name="gamma")
         self.built = True
 
@@ -166,7 +171,7 @@ class SelfAttention(keras.layers.Layer):
 def attention_flops(resolution: int, channels: int, products_only: bool = False) -> float:
     """Forward FLOPs of one :class:`SelfAttention` on a [resolution, resolution, channels] map (multiply-adds
     counted as 2): the four 1x1 convolutions and the two [HW x HW] products (``products_only``: those alone)."""
-    hw, inner, half = resolution * resolution, max(1, channels // 8), max(1, channels // 2)
+    hw, (inner, half) = resolution * resolution, attention_widths(channels)
     products = 2.0 * hw * hw * (inner + half)
     if products_only:
         return products
