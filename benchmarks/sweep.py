@@ -136,6 +136,10 @@ def keep_moments(minutes: float, points: int, at=None) -> list:
     return [minutes * k / points for k in range(1, points)]
 
 
+class Interrupted(Exception):
+    """A configuration's training was stopped by a signal before its budget ran out."""
+
+
 def run_one(spec: dict) -> dict:
     """Train one configuration for its budget in this process, then evaluate its kept checkpoints."""
     import gan_anime
@@ -166,6 +170,9 @@ def run_one(spec: dict) -> dict:
                          seed=spec["seed"], cache_dir=spec["cache_dir"])
     hook = EveryFraction()
     result = gan_anime.train(cfg, hooks=[hook], progress="lines")
+    if result.status == "interrupted":   # a budget cut short is not the configuration's result
+        raise Interrupted(f"{spec['name']}: stopped by {result.signal} after {result.seconds / 60:.1f} of its "
+                          f"{spec['minutes']:g} minutes, so not measured (running the sweep again starts it over)")
     kept = hook.kept + [{"minutes": result.seconds / 60.0, "step": result.step, "checkpoint": result.checkpoint}]
     data = heldout_faces(spec["heldout"], cfg.image_size, spec["cache_dir"]) if spec["heldout"] else None
     curve = []
@@ -254,7 +261,11 @@ def main(argv=None) -> int:
     p.add_argument("--run-one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.run_one:
-        print(json.dumps(run_one(json.loads(args.run_one))), flush=True)
+        try:
+            print(json.dumps(run_one(json.loads(args.run_one))), flush=True)
+        except Interrupted as e:
+            print(e, file=sys.stderr, flush=True)
+            return 1
         return 0
     if args.list:
         for name, (what, gan, fields) in CONFIGS.items():
@@ -294,6 +305,10 @@ def main(argv=None) -> int:
             continue
         spec = dict(name=name, base=base, minutes=args.minutes, points=args.points, at=at, samples=args.samples,
                     heldout=args.heldout, out=os.path.abspath(args.out), seed=args.seed, cache_dir=args.cache_dir)
+        run_dir = os.path.join(args.out, name)
+        if os.path.exists(run_dir):   # resuming it would train past the budget
+            print(f"{name}: {run_dir} holds an unfinished run (stopped or failed); it is started over", flush=True)
+            shutil.rmtree(run_dir)
         start = time.time()
         proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--run-one", json.dumps(spec)],
                               stdout=subprocess.PIPE, text=True)

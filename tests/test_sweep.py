@@ -14,8 +14,12 @@ def test_sweep_trains_measures_and_reports(tmp_path, cli_env):
     out = tmp_path / "sweep"
     argv = [sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), "--only", "baseline", "--minutes", "0.2",
             "--points", "2", "--samples", "16", "--heldout", "24", "--out", str(out), "--base", json.dumps(TINY_BASE)]
+    leftover = out / "baseline" / "checkpoints" / "from-a-stopped-sweep"   # resuming it would overrun the budget
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("x")
     proc = subprocess.run(argv, capture_output=True, text=True, env=cli_env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "holds an unfinished run (stopped or failed); it is started over" in proc.stdout and not leftover.exists()
     (result,) = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert result["name"] == "baseline" and len(result["curve"]) == 2
     first, last = result["curve"]
@@ -49,6 +53,41 @@ def test_moments_and_settings_of_an_earlier_sweep(tmp_path, cli_env):
         proc = subprocess.run([sys.executable, script, "--minutes", "10", "--at", at, "--out", str(tmp_path / "o")],
                               capture_output=True, text=True, env=cli_env, timeout=60)
         assert proc.returncode == 2 and "--at: expected" in proc.stderr, (at, proc.stderr)
+
+
+def test_a_configuration_stopped_by_a_signal_is_not_measured(tmp_path, cli_env):
+    """SIGTERM ends training early with a checkpoint; the sweep's child must then say so and exit 1 instead of
+    measuring a run that had less than its budget."""
+    import signal
+    import time
+    spec = dict(name="baseline", base=TINY_BASE, minutes=5.0, points=1, at=[], samples=16, heldout=24,
+                out=str(tmp_path / "sweep"), seed=0, cache_dir=cli_env["GAN_ANIME_CACHE"])
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "benchmarks", "sweep.py"), "--run-one",
+                             json.dumps(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env)
+    losses = tmp_path / "sweep" / "baseline" / "logs" / "losses.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:   # until it has trained a few steps
+        if losses.exists() and len(losses.read_text().splitlines()) > 3:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr[-3000:]
+    assert "baseline: stopped by SIGTERM after 0." in stderr and "of its 5 minutes, so not measured" in stderr
+    assert stdout.strip() == "" or "fid" not in stdout.splitlines()[-1]
+
+
+def test_every_configuration_is_a_valid_config_that_differs_from_the_baseline():
+    """Each configuration --list offers builds a Config the library accepts, and changes the baseline (but g-deep,
+    kept for the depth sweep's table: g_depth 2 is the default since)."""
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import sweep
+    from gan_anime.config import Config, validate
+    baseline = validate(Config.for_gan("dcgan", **sweep.BASE))
+    for name, (what, gan, fields) in sweep.CONFIGS.items():
+        cfg = validate(Config.for_gan(gan, **{**sweep.BASE, **fields}))
+        assert what and (cfg == baseline) == (name in ("baseline", "g-deep")), name
 
 
 def test_d_memorisation_scores_training_and_held_out_faces_at_each_checkpoint(tmp_path, cli_env):
