@@ -136,6 +136,11 @@ def keep_moments(minutes: float, points: int, at=None) -> list:
     return [minutes * k / points for k in range(1, points)]
 
 
+def run_dir_of(spec: dict) -> str:
+    """The folder of a configuration's run (its checkpoints, logs and kept sweep points)."""
+    return os.path.join(spec["out"], spec["name"])
+
+
 class Interrupted(Exception):
     """A configuration's training was stopped by a signal before its budget ran out."""
 
@@ -161,12 +166,12 @@ def run_one(spec: dict) -> dict:
                 self.kept.append({"minutes": elapsed, "step": event.step, "checkpoint": keep(self.trainer.save())})
 
     def keep(path: str) -> str:
-        return copy_checkpoint(path, os.path.join(spec["out"], spec["name"], "sweep_points"))
+        return copy_checkpoint(path, os.path.join(run_dir_of(spec), "sweep_points"))
 
     _, gan, fields = CONFIGS[spec["name"]]
     cfg = Config.for_gan(gan, **{**BASE, **spec["base"], **fields}, epochs=100000, max_minutes=spec["minutes"],
                          checkpoint_every=0,
-                         run_dir=os.path.join(spec["out"], spec["name"]),
+                         run_dir=run_dir_of(spec),
                          seed=spec["seed"], cache_dir=spec["cache_dir"])
     hook = EveryFraction()
     result = gan_anime.train(cfg, hooks=[hook], progress="lines")
@@ -305,7 +310,7 @@ def main(argv=None) -> int:
             continue
         spec = dict(name=name, base=base, minutes=args.minutes, points=args.points, at=at, samples=args.samples,
                     heldout=args.heldout, out=os.path.abspath(args.out), seed=args.seed, cache_dir=args.cache_dir)
-        run_dir = os.path.join(args.out, name)
+        run_dir = run_dir_of(spec)
         if os.path.exists(run_dir):   # resuming it would train past the budget
             print(f"{name}: {run_dir} holds an unfinished run (stopped or failed); it is started over", flush=True)
             shutil.rmtree(run_dir)
