@@ -5,6 +5,7 @@
 >>> faces = run.generate(16, seed=7, hair="blonde", eye="blue")   # uint8 [16, 64, 64, 3]
 >>> run.grid(faces).save("faces.png")
 >>> frames = run.interpolate([1, 2, 3], frames=24)               # uint8 [49, 64, 64, 3]: 1 -> 2 -> 3
+>>> tamer = run.generate(16, seed=7, truncation=1.0)              # the same faces, noise kept within +-1
 """
 
 from __future__ import annotations
@@ -64,6 +65,28 @@ def generator_inputs(cfg: Config, n: int, seed: int, hair: LabelArg = None, eye:
     h = _label_indices(hair, cfg.hair_classes, n, np.random.default_rng([int(seed), 1]), "hair")
     e = _label_indices(eye, cfg.eye_classes, n, np.random.default_rng([int(seed), 2]), "eye")
     return noise, (h, e)
+
+
+def truncate_noise(noise: np.ndarray, truncation: Optional[float]) -> np.ndarray:
+    """The truncation trick (Brock et al. 2019, BigGAN): each standard-normal value of ``noise`` (float32
+    [n, D]) moved into [-truncation, truncation] by the monotone map that turns N(0, 1) into N(0, 1)
+    truncated there, z -> ppf(cdf(-t) + cdf(z) (1 - 2 cdf(-t))).  A face keeps its seed's look, drawn
+    nearer the average face: fewer broken faces, less variety.  ``None`` leaves the noise as it is.
+
+    The map is elementwise, so image i still depends only on (seed, i), and an interpolation's key
+    frames are the truncated faces of its seeds.
+    """
+    if truncation is None:
+        return noise
+    if isinstance(truncation, bool) or not isinstance(truncation, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(truncation) or truncation <= 0:
+        raise ValueError(f"truncation must be a positive number (the largest |z| kept, e.g. 1.5) or None, "
+                         f"got {truncation!r}")
+    z = tf.constant(noise, tf.float64)
+    cdf = lambda x: 0.5 * tf.math.erfc(-x / np.sqrt(2.0))   # noqa: E731  (the standard normal's)
+    low = cdf(tf.constant(-float(truncation), tf.float64))
+    out = tf.math.ndtri(low + cdf(z) * (1.0 - 2.0 * low))
+    return np.clip(out.numpy(), -float(truncation), float(truncation)).astype(np.float32)
 
 
 def generator_tensors(cfg: Config, n: int, seed: int):
@@ -242,30 +265,32 @@ class GanRun:
     def eye_classes(self):
         return self.config.eye_classes
 
-    def generate(self, n: int, seed: int = 0, hair: LabelArg = None, eye: LabelArg = None) -> np.ndarray:
-        """``n`` faces as uint8 [n, S, S, 3].  The same (n, seed, hair, eye) gives the same pixels.
+    def generate(self, n: int, seed: int = 0, hair: LabelArg = None, eye: LabelArg = None,
+                 truncation: Optional[float] = None) -> np.ndarray:
+        """``n`` faces as uint8 [n, S, S, 3].  The same (n, seed, hair, eye, truncation) gives the same pixels.
 
         hair/eye: a class name or index for all images, one per image, or None for random (by seed).
+        truncation: keep the noise within +-truncation (:func:`truncate_noise`); None: untruncated.
         """
         noise, labels = generator_inputs(self.config, n, seed, hair, eye)
-        return run_generator(self.generator, noise, labels)
+        return run_generator(self.generator, truncate_noise(noise, truncation), labels)
 
     def sample_mode(self, mode: str, seed: int = 0, count: Optional[int] = None, hair: LabelArg = None,
-                    eye: LabelArg = None):
+                    eye: LabelArg = None, truncation: Optional[float] = None):
         """One labelled grid of a sampling mode (see :func:`mode_inputs`): (faces uint8 [N, S, S, 3], PIL grid)."""
         noise, labels, cols, col_labels, row_labels, title = mode_inputs(self.config, mode, seed, count, hair, eye)
-        images = run_generator(self.generator, noise, labels)
+        images = run_generator(self.generator, truncate_noise(noise, truncation), labels)
         return images, labelled_grid(images, cols, col_labels, row_labels, title)
 
     def interpolate(self, seeds: Sequence[int], frames: int = INTERPOLATION_FRAMES, hair: LabelArg = None,
-                    eye: LabelArg = None, loop: bool = False) -> np.ndarray:
+                    eye: LabelArg = None, loop: bool = False, truncation: Optional[float] = None) -> np.ndarray:
         """A smooth walk through the faces of ``seeds`` as uint8 [N, S, S, 3] (see :func:`interpolation_inputs`).
 
-        Frame k * frames is ``generate(1, seed=seeds[k])[0]``; write it with
+        Frame k * frames is ``generate(1, seed=seeds[k], truncation=truncation)[0]``; write it with
         :func:`gan_anime.animation.write_interpolation` (MP4 and GIF).
         """
         noise, labels = interpolation_inputs(self.config, seeds, frames, hair, eye, loop)
-        return run_generator(self.generator, noise, labels)
+        return run_generator(self.generator, truncate_noise(noise, truncation), labels)
 
     @staticmethod
     def grid(images: np.ndarray, cols: Optional[int] = None):

@@ -91,6 +91,12 @@ def test_inference_makes_a_new_folder_per_call(trained, run_cmd):
     assert (os.path.basename(a), os.path.basename(b)) == ("0002-seed5", "0003-seed5")
     assert len(os.listdir(a)) == len(os.listdir(b)) == 4
     assert Image.open(os.path.join(a, "grid.png")).size[0] > 16
+    tame = run_cmd(["ENTRY", "--inference", "--inference-count", "3", "--seed", "5", "--truncation", "1.5"], cwd)
+    assert tame.returncode == 0, tame.stderr
+    c = os.path.join(cwd, _printed(tame.stdout, "generated 3 faces:"))
+    assert os.path.basename(c) == "0004-seed5-trunc1.5"
+    faces = [np.asarray(Image.open(os.path.join(d, "0000.png"))) for d in (a, c)]
+    assert not np.array_equal(*faces)
 
 
 def test_checkpoint_flag_picks_a_kept_checkpoint(trained, run_cmd):
@@ -257,7 +263,12 @@ def test_wrong_invocations_exit_2_with_one_line(cli_env, tmp_path):
     (["--inference", "--epochs", "3"], "--epochs: not used by --inference"),
     (["--train", "--checkpoint", "3"], "--checkpoint: not used by --train"),
     (["--evaluate", "--compare", "a", "b", "--checkpoint", "3"],
-     "--compare: compares two folders; --run-dir, --name, --num-samples and --checkpoint are for a run"),
+     "--compare: compares two folders; --run-dir, --name, --num-samples, --checkpoint and --truncation are for a run"),
+    (["--inference", "--truncation", "0"], "--truncation: expected a positive number (the largest |z| kept, e.g. 1.5), "
+                                           "got 0.0"),
+    (["--inference", "--truncation", "nan"], "--truncation: expected a positive number"),
+    (["--train", "--truncation", "1"], "--truncation: not used by --train"),
+    (["--load", "--truncation", "1"], "--truncation: cannot be changed by --load"),
     (["--inference", "--run-dir", "no/such/run"], "--run-dir: run directory no/such/run does not exist"),
     (["--inference", "--train", "--load"], "--load: give exactly one routine of --train, --load, --inference, "
                                          "--media, --evaluate, --benchmark, --export, --serve; got --train and "

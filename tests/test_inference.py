@@ -130,3 +130,44 @@ def test_soft_labels_match_class_indices(run_dir):
 def test_bad_interpolations(run_dir, seeds, frames, message):
     with pytest.raises(ValueError, match=message):
         gan_anime.load(run_dir).interpolate(seeds, frames=frames)
+
+
+def test_truncation_keeps_each_value_within_the_threshold_by_a_monotone_map():
+    import math
+    from gan_anime.inference import truncate_noise
+    cdf = np.vectorize(lambda x: 0.5 * (1.0 + math.erf(x / math.sqrt(2.0))))
+    z = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
+    assert truncate_noise(z, None) is z
+    for t in (0.5, 1.0, 2.0):
+        out = truncate_noise(z, t)
+        assert out.shape == z.shape and out.dtype == np.float32 and np.abs(out).max() <= t
+        # Elementwise and monotone: the order of the values is kept, so a seed's face keeps its look.
+        order = np.argsort(z.ravel())
+        assert np.all(np.diff(out.ravel()[order]) >= 0)
+        # The values follow N(0, 1) truncated at +-t, not a clipped one.
+        points = np.linspace(-t, t, 9)
+        expected = (cdf(points) - cdf(-t)) / (cdf(t) - cdf(-t))
+        measured = np.array([np.mean(out <= p) for p in points])
+        np.testing.assert_allclose(measured, expected, atol=0.01)
+        assert np.mean(np.abs(out) > 0.99 * t) < 0.01
+    np.testing.assert_allclose(truncate_noise(z, 40.0), z, atol=1e-5)   # far out: nothing to truncate
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "1.5"])
+def test_bad_truncation(run_dir, bad):
+    with pytest.raises(ValueError, match="truncation must be a positive number"):
+        gan_anime.load(run_dir).generate(2, seed=1, truncation=bad)
+
+
+def test_truncated_faces(run_dir):
+    run = gan_anime.load(run_dir)
+    plain, tame = run.generate(8, seed=4), run.generate(8, seed=4, truncation=0.5)
+    assert not np.array_equal(plain, tame)
+    np.testing.assert_array_equal(tame[:3], run.generate(3, seed=4, truncation=0.5))   # still by (seed, i)
+    np.testing.assert_array_equal(plain, run.generate(8, seed=4, truncation=None))
+    # Truncated faces lie nearer each other (nearer the average face) than the untruncated ones.
+    spread = lambda x: float(x.astype(np.float32).std(axis=0).mean())   # noqa: E731
+    assert spread(run.generate(64, seed=4, truncation=0.25)) < spread(run.generate(64, seed=4))
+    frames = run.interpolate([4, 5], frames=3, truncation=0.5)
+    np.testing.assert_array_equal(frames[0], tame[0])
+    np.testing.assert_array_equal(frames[-1], run.generate(1, seed=5, truncation=0.5)[0])

@@ -324,6 +324,9 @@ def test_compare_two_folders_from_the_command_line(run_cmd, face_folders, tmp_pa
     (["--fid-weights", "no_such.pt"], "--fid-weights: no_such.pt does not exist"),
     (["--num-samples", "1"], "--num-samples"),
     (["--epochs", "3"], "--epochs: not used by --evaluate"),
+    (["--truncation", "-1"], "--truncation: expected a positive number (the largest |z| kept, e.g. 1.5), got -1.0"),
+    (["--compare", "a", "b", "--truncation", "1"], "--compare: compares two folders; --run-dir, --name, "
+                                                   "--num-samples, --checkpoint and --truncation are for a run"),
 ])
 def test_evaluate_usage_errors(run_cmd, tmp_path, argv, message):
     r = run_cmd(["ENTRY", "--evaluate"] + argv, tmp_path)
@@ -354,6 +357,12 @@ def test_evaluate_a_tiny_run_logs_metrics_and_reuses_real_features(run_cmd, tmp_
     with open(tmp_path / "run" / "logs" / "metrics.jsonl") as f:
         logged = [json.loads(l) for l in f]
     assert [l["step"] for l in logged] == [8, 8] and logged[0]["fid"] == first["fid"]
+    assert "truncation" not in first
+    r = run_cmd(["ENTRY", "--evaluate", "--run-dir", "run", "--num-samples", "24", "--batch-size", "12",
+                 "--truncation", "0.5"], tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    tame = json.loads(r.stdout.strip().splitlines()[-1])
+    assert tame["truncation"] == 0.5 and tame["fid"] != first["fid"] and tame["real_features_cached"]
 
 
 @needs_weights

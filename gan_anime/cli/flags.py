@@ -122,8 +122,8 @@ flags.DEFINE_integer("generate_after", 0, "After training ends (finished or --ma
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (0: no limit).  Not kept by "
                      "--load: give it again to stop a resumed run early.", lower_bound=0)
 flags.DEFINE_float("max_minutes", None, "Stop (with a checkpoint) after this many minutes of training in this "
-                   "call, counted from the start of training (tracing included); for runs compared at the same time budget (0: no limit).  "
-                   "Not kept by --load.", lower_bound=0.0)
+                   "call, counted from the start of training (tracing included); for runs compared at the same "
+                   "time budget (0: no limit).  Not kept by --load.", lower_bound=0.0)
 flags.DEFINE_integer("checkpoint_every", None, f"Steps between checkpoints inside an epoch "
                      f"(default {_D.checkpoint_every}; 0: only at epoch ends).", lower_bound=0)
 flags.DEFINE_integer("log_every", None, f"Steps between progress lines (default {_D.log_every}).",
@@ -165,6 +165,9 @@ flags.DEFINE_integer("interpolate", None, "With --inference: instead of single f
                      "walking smoothly through the faces of K seeds (--seed, --seed + 1, ...; K >= 2).")
 flags.DEFINE_integer("frames", None, "With --interpolate: frames from one seed's face to the next (default 24, "
                      "1 s at 24 frames per second).")
+flags.DEFINE_float("truncation", None, "With --inference or --evaluate: the truncation trick (BigGAN): every "
+                   "noise value kept within +-T by a monotone map, so each seed's face is drawn nearer the "
+                   "average face: fewer broken faces, less variety (e.g. 1.5; default: none).")
 # ------------------------------------------------------------------------------------- evaluation
 flags.DEFINE_boolean("evaluate", False, "Routine: FID and KID of --num-samples generated faces against the "
                      "run's training images (and tag accuracy for conditional runs); prints one JSON line and "

@@ -46,6 +46,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import json
+import math
 import logging as std_logging
 import os
 import re
@@ -67,7 +68,7 @@ EXIT_NONFINITE, EXIT_INTERRUPTED, EXIT_SIGTERM = 1, 130, 143   # mistakes exit 2
 _LOCATE = {"run_dir", "runs_root", "name"}
 _ARCHITECTURE = {"image_size", "noise_vector", "width", "d_norm", "upsample", "g_depth", "g_residual", "d_depth",
                  "attention"}
-_INFERENCE_ONLY = {"inference_count", "hair", "eye", "interpolate", "frames", "mode"}
+_INFERENCE_ONLY = {"inference_count", "hair", "eye", "interpolate", "frames", "mode", "truncation"}
 LOAD_FLAGS = _LOCATE | {"gan", "epochs", "generate_per_epoch", "augment", "max_steps", "max_minutes",
                         "checkpoint_every", "log_every", "readback_every", "strategy", "xla", "precision",
                         "deterministic", "lr_scale", "nan_lr_factor", "max_rollbacks",
@@ -75,7 +76,7 @@ LOAD_FLAGS = _LOCATE | {"gan", "epochs", "generate_per_epoch", "augment", "max_s
 INFERENCE_FLAGS = _LOCATE | _INFERENCE_ONLY | {"seed", "checkpoint"}
 MEDIA_FLAGS = {"media_dir"}
 _EVALUATE_ONLY = {"compare", "num_samples"}
-EVALUATE_FLAGS = _LOCATE | _EVALUATE_ONLY | {"batch_size", "fid_weights", "cache_dir", "checkpoint"}
+EVALUATE_FLAGS = _LOCATE | _EVALUATE_ONLY | {"batch_size", "fid_weights", "cache_dir", "checkpoint", "truncation"}
 BENCHMARK_FLAGS = {"gan", "image_size", "width", "batch_size", "steps", "xla", "precision", "noise_vector", "d_norm",
                    "upsample", "g_depth", "g_residual", "d_depth", "attention",
                    "r1_gamma", "n_critic", "gp_weight", "diffaugment", "readback_every"}
@@ -277,14 +278,24 @@ def load_config(run_dir: str) -> Config:
 
 
 # ------------------------------------------------------------------------------------ routines
+def truncation() -> Optional[float]:
+    """--truncation, checked: a positive number, or None when not given."""
+    value = FLAGS.truncation
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError("truncation", f"expected a positive number (the largest |z| kept, e.g. 1.5), got {value}")
+    return value
+
+
 def next_output_dir(run_dir: str, seed: int) -> str:
-    """Claim ``<run>/generated/<NNNN>-seed<S>`` with the next free number (never an existing folder)."""
+    """Claim ``<run>/generated/<NNNN>-seed<S>`` (``-trunc<T>`` added with --truncation) with the next free
+    number (never an existing folder)."""
+    name = f"seed{seed}" + (f"-trunc{FLAGS.truncation:g}" if FLAGS.truncation is not None else "")
     root = os.path.join(run_dir, "generated")
     os.makedirs(root, exist_ok=True)
     numbers = [int(m.group(1)) for m in (re.match(r"(\d{4,})-", n) for n in os.listdir(root)) if m]
     n = max(numbers, default=0) + 1
     while True:
-        path = os.path.join(root, f"{n:04d}-seed{seed}")
+        path = os.path.join(root, f"{n:04d}-{name}")
         try:
             os.mkdir(path)   # atomic: two calls at once get two folders
             return path
@@ -314,7 +325,7 @@ def load_run(run_dir: str, checkpoint=None):
 
 def generate(run_dir: str, count: int, seed: int, hair=None, eye=None, checkpoint=None) -> str:
     run = load_run(run_dir, checkpoint)
-    images = run.generate(count, seed=seed, hair=_label(hair), eye=_label(eye))
+    images = run.generate(count, seed=seed, hair=_label(hair), eye=_label(eye), truncation=truncation())
     out = run.save(images, next_output_dir(run_dir, seed))
     print(f"generated {count} faces: {out}/ (grid: {os.path.join(out, 'grid.png')})", flush=True)
     return out
@@ -377,6 +388,7 @@ def routine_load() -> int:
 
 
 def routine_inference() -> int:
+    truncation()    # a wrong value is refused before a run is loaded
     if FLAGS.mode is not None:
         return routine_mode()
     if FLAGS.interpolate is not None or present("frames"):
@@ -402,7 +414,8 @@ def routine_mode() -> int:
     run = load_run(run_dir, FLAGS.checkpoint)
     seed = FLAGS.seed or 0
     count = FLAGS.inference_count if present("inference_count") else None
-    images, grid = run.sample_mode(FLAGS.mode, seed=seed, count=count, hair=_label(FLAGS.hair), eye=_label(FLAGS.eye))
+    images, grid = run.sample_mode(FLAGS.mode, seed=seed, count=count, hair=_label(FLAGS.hair), eye=_label(FLAGS.eye),
+                                   truncation=truncation())
     path = save_png(grid, os.path.join(next_output_dir(run_dir, seed), f"{FLAGS.mode}.png"))
     print(f"{FLAGS.mode}: {len(images)} faces: {path}", flush=True)
     return 0
@@ -424,7 +437,8 @@ def routine_interpolate() -> int:
     seed, frames = FLAGS.seed or 0, FLAGS.frames or INTERPOLATION_FRAMES
     seeds = list(range(seed, seed + FLAGS.interpolate))
     run = load_run(run_dir, FLAGS.checkpoint)
-    images = run.interpolate(seeds, frames=frames, hair=_label(FLAGS.hair), eye=_label(FLAGS.eye))
+    images = run.interpolate(seeds, frames=frames, hair=_label(FLAGS.hair), eye=_label(FLAGS.eye),
+                             truncation=truncation())
     mp4, gif = write_interpolation(images, next_output_dir(run_dir, seed))
     print(f"interpolated seeds {seeds[0]}..{seeds[-1]} ({len(images)} frames): {mp4} {gif}", flush=True)
     return 0
@@ -441,6 +455,7 @@ def routine_evaluate() -> int:
     import json
     from gan_anime.metrics import evaluate as ev
     from gan_anime.metrics.fid import DEFAULT_BATCH
+    truncation()
     options = dict(batch_size=FLAGS.batch_size or DEFAULT_BATCH, weights=absolute(FLAGS.fid_weights),
                    cache_dir=absolute(FLAGS.cache_dir))
     if FLAGS.fid_weights and not os.path.isfile(options["weights"]):
@@ -450,9 +465,9 @@ def routine_evaluate() -> int:
         if len(FLAGS.compare) != 2:
             raise UsageError("compare", f"expected exactly two folders (--compare DIR_A DIR_B), got "
                                         f"{len(FLAGS.compare)}")
-        if present("run_dir") or present("name") or present("num_samples") or present("checkpoint"):
-            raise UsageError("compare", "compares two folders; --run-dir, --name, --num-samples and --checkpoint "
-                                        "are for a run")
+        if any(present(f) for f in ("run_dir", "name", "num_samples", "checkpoint", "truncation")):
+            raise UsageError("compare", "compares two folders; --run-dir, --name, --num-samples, --checkpoint and "
+                                        "--truncation are for a run")
         for folder in FLAGS.compare:
             if not os.path.isdir(folder):
                 raise UsageError("compare", f"{folder} is not a folder (expected two folders of images)")
@@ -461,7 +476,8 @@ def routine_evaluate() -> int:
     else:
         run_dir = _locate_run("evaluate")
         result = ev.evaluate(run_dir, num_samples=FLAGS.num_samples or ev.DEFAULT_SAMPLES,
-                             checkpoint=checkpoint_path(run_dir, FLAGS.checkpoint), **options)
+                             checkpoint=checkpoint_path(run_dir, FLAGS.checkpoint), truncation=truncation(),
+                             **options)
         result = {"run_dir": run_dir, **result}
     print(json.dumps(result), flush=True)
     return 0

@@ -46,26 +46,30 @@ def sample_labels(data, n: int, seed: int):
     return data.hair[idx].astype(np.int32), data.eye[idx].astype(np.int32)
 
 
-def generate_for_eval(generator, cfg, n: int, seed: int, labels=None, batch_size: int = 64) -> np.ndarray:
-    """uint8 [n, S, S, 3] from ``generator`` (of a run with config ``cfg``): noise by ``seed``, labels as
-    given (or none)."""
-    from gan_anime.inference import generator_inputs, run_generator
+def generate_for_eval(generator, cfg, n: int, seed: int, labels=None, batch_size: int = 64,
+                      truncation: Optional[float] = None) -> np.ndarray:
+    """uint8 [n, S, S, 3] from ``generator`` (of a run with config ``cfg``): noise by ``seed`` (truncated at
+    ``truncation``, see :func:`gan_anime.inference.truncate_noise`), labels as given (or none)."""
+    from gan_anime.inference import generator_inputs, run_generator, truncate_noise
     noise, _ = generator_inputs(cfg.replace(conditional=False), n, seed)
-    return run_generator(generator, noise, labels, batch_size=batch_size)
+    return run_generator(generator, truncate_noise(noise, truncation), labels, batch_size=batch_size)
 
 
 def evaluate(run_dir: str, num_samples: int = DEFAULT_SAMPLES, batch_size: int = DEFAULT_BATCH, *,
              weights: Optional[str] = None, cache_dir: Optional[str] = None, tags: bool = True,
              extractor: Optional[FeatureExtractor] = None, data=None, log: bool = True,
-             seed: int = EVAL_SEED, checkpoint: Optional[str] = None) -> dict:
+             seed: int = EVAL_SEED, checkpoint: Optional[str] = None, truncation: Optional[float] = None) -> dict:
     """FID and KID of ``num_samples`` generated images against the run's training images (or ``data``,
     e.g. held-out images), plus per-tag accuracy for conditional runs; appended as one JSON line to
     ``<run>/logs/metrics.jsonl`` when ``log``.  Real-image features are cached per dataset (pixels,
-    resolution and weights).  ``checkpoint``: a checkpoint path of the run (default: its latest)."""
+    resolution and weights).  ``checkpoint``: a checkpoint path of the run (default: its latest).
+    ``truncation``: generate with the noise kept within +-truncation (the result says so)."""
     import gan_anime
+    from gan_anime.inference import truncate_noise
     from gan_anime.data import cache_dir_for, load_data
     num_samples = _positive("num_samples", num_samples, 2)
     batch_size = _positive("batch_size", batch_size)
+    truncate_noise(np.zeros((1, 1), np.float32), truncation)   # a bad value fails before any work
     start = time.time()
     run = gan_anime.load(run_dir, checkpoint)
     cfg = run.config
@@ -76,7 +80,7 @@ def evaluate(run_dir: str, num_samples: int = DEFAULT_SAMPLES, batch_size: int =
     real, was_cached = cached_features(extractor, data.images, cache, desc="real images")
     labels = sample_labels(data, num_samples, seed) if cfg.conditional else None
     t = time.time()
-    fake_images = generate_for_eval(run.generator, cfg, num_samples, seed, labels)
+    fake_images = generate_for_eval(run.generator, cfg, num_samples, seed, labels, truncation=truncation)
     generate_s = time.time() - t
     t = time.time()
     fake = extractor(fake_images, desc="generated images")
@@ -85,6 +89,8 @@ def evaluate(run_dir: str, num_samples: int = DEFAULT_SAMPLES, batch_size: int =
               **compare_features(real, fake), "num_samples": num_samples, "num_real": len(data),
               "real_features_cached": was_cached,
               "generated_images_per_s": round(num_samples / max(features_s, 1e-9), 2)}
+    if truncation is not None:
+        result["truncation"] = float(truncation)
     if cfg.conditional and tags:
         from gan_anime.metrics.tags import get_tag_classifier, tag_accuracy
         classifier = get_tag_classifier(data, cache)
