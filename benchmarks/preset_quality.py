@@ -4,6 +4,7 @@
     python benchmarks/preset_quality.py --preset S --out runs/presets-S-bf16 --before runs/presets-S="float32"
     python benchmarks/preset_quality.py --preset S --data-dir runs/otherstyle --heldout-dir runs/otherstyle-heldout \\
         --out runs/presets-S-otherstyle
+    python benchmarks/preset_quality.py --preset S --out runs/presets-S --tail-from 42 --tail-scales 0.5,0.25
 
 The levels of a base preset (``TRAIN S,1`` / ``S,2`` / ``S,3``) differ only in their epochs and use a
 constant learning rate, and a run's batches and noise depend only on (seed, step), so level k's run is the
@@ -18,7 +19,11 @@ runs, and a grid of 64 faces drawn with seed 1 (``--media``: also copied there a
 ``--out``, with ``times.json`` (training seconds at each checkpoint) and ``levels/`` (the checkpoint
 that ends each level, copied out of the run's rotation).  Running the
 same command again resumes a stopped run and reuses the levels already measured (same step, samples and
-reference).  Not a test: the times depend on the machine.
+reference).  ``--tail-from E --tail-scales 0.5,0.25`` then branches the run at the end of epoch E (its
+checkpoint kept when the run trained with ``--keep-epochs E`` or ``--tail-from E``) into one run per factor,
+each continuing to the last level's end with both learning rates times the factor (what ``--load --lr-scale``
+does), and measures each there, as rows and points of their own: an annealed tail, paired with the run
+itself.  Not a test: the times depend on the machine.
 """
 
 from __future__ import annotations
@@ -97,11 +102,43 @@ def main(argv=None) -> int:
                    help="also plot the levels another --out measured (its results.json), named LABEL; repeatable")
     p.add_argument("--flags", default="", help="more ENTRY flags for the run, after the preset's (they win), "
                    "e.g. '--image-size 32 --width 16'; the levels still differ only in epochs")
+    p.add_argument("--keep-epochs", default="", metavar="E,E",
+                   help="also keep a copy of the checkpoint ending these epochs in levels/ (to branch other runs "
+                        "from, e.g. a learning-rate tail with --load --lr-scale)")
+    p.add_argument("--tail-from", type=int, default=0, metavar="E",
+                   help="with --tail-scales: branch the last level's run at the end of epoch E")
+    p.add_argument("--tail-scales", default="", metavar="S,S",
+                   help="learning-rate factors for the branches: each continues the run from --tail-from to the "
+                        "last level's end with both rates times S (as --load --lr-scale S), and is measured there")
+    p.add_argument("--truncations", default="", metavar="T,T",
+                   help="also measure the last level's faces drawn with the noise truncated at each T (e.g. "
+                        "2,1.5,1: the truncation trick of --inference --truncation), as rows of their own")
     args = p.parse_args(argv)
     if args.preset not in presets.BASES:
         p.error(f"--preset: expected one of {', '.join(presets.BASES)}, got {args.preset!r}")
     if args.samples < 2 or args.heldout < 2:
         p.error("--samples and --heldout must be at least 2")
+    try:
+        keep_epochs = {int(e) for e in args.keep_epochs.split(",") if e.strip()}
+    except ValueError:
+        p.error(f"--keep-epochs: expected epochs separated by commas (e.g. 42,48), got {args.keep_epochs!r}")
+    if any(e < 1 for e in keep_epochs):
+        p.error(f"--keep-epochs: epochs start at 1, got {args.keep_epochs!r}")
+    try:
+        tail_scales = [float(x) for x in args.tail_scales.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"--tail-scales: expected numbers separated by commas (e.g. 0.5,0.25), got {args.tail_scales!r}")
+    if any(not 0 < x < 1e3 for x in tail_scales):
+        p.error(f"--tail-scales: each factor must be positive, got {args.tail_scales!r}")
+    if bool(tail_scales) != bool(args.tail_from):
+        p.error("--tail-from and --tail-scales go together")
+    try:
+        truncations = [float(x) for x in args.truncations.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"--truncations: expected numbers separated by commas (e.g. 2,1.5,1), got {args.truncations!r}")
+    if any(not 0 < x < float("inf") for x in truncations):
+        p.error(f"--truncations: each must be a positive number, got {args.truncations!r}")
+    keep_epochs |= {args.tail_from} if args.tail_from else set()
     if args.heldout_dir and not args.data_dir:
         p.error("--heldout-dir: needs --data-dir (the built-in faces have their own held-out set)")
     for flag, folder in (("--data-dir", args.data_dir), ("--heldout-dir", args.heldout_dir)):
@@ -124,6 +161,9 @@ def main(argv=None) -> int:
         configs = level_configs(args.preset, extra)
     except ValueError as e:
         p.error(str(e))
+    if args.tail_from and not 0 < args.tail_from < configs[-1].epochs:
+        p.error(f"--tail-from: expected an epoch before the last level's end ({configs[-1].epochs}), "
+                f"got {args.tail_from}")
     from absl import logging
     logging.set_verbosity(logging.INFO)     # the trainer's progress lines (absl.app would do this)
 
@@ -134,6 +174,7 @@ def main(argv=None) -> int:
     from gan_anime.images import save_png
     from gan_anime.metrics.evaluate import evaluate
     from gan_anime.training.hooks import Hook
+    import tensorflow as tf
     from sweep import copy_checkpoint, heldout_faces
 
     cfg = configs[-1].replace(run_dir=os.path.join(out, f"{args.preset}{presets.LEVELS[-1]}"))
@@ -163,10 +204,19 @@ def main(argv=None) -> int:
             step = int(path.rsplit("-", 1)[1])
             seconds = self.before + time.time() - self.start
             times["checkpoints"][str(step)] = seconds
-            if step % self.spe == 0 and step // self.spe in level_epochs:
+            if step % self.spe == 0 and step // self.spe in level_epochs | keep_epochs:
                 times["levels"][str(step // self.spe)] = {"step": step, "seconds": seconds,
                                                           "checkpoint": copy_checkpoint(path, levels_dir)}
             write_text(times_path, json.dumps(times))
+
+    class Clock(Hook):
+        """Seconds of training from the loop's start to its last checkpoint."""
+
+        def begin(self, run):
+            self.start, self.seconds = time.time(), 0.0
+
+        def checkpoint(self, path):
+            self.seconds = time.time() - self.start
 
     if str(cfg.epochs) not in times["levels"]:
         result = gan_anime.train(cfg, resume=resume, hooks=[LevelTimes()], progress="lines")
@@ -183,32 +233,78 @@ def main(argv=None) -> int:
     reference = f"{args.heldout_dir or args.data_dir or 'built-in held-out'} ({len(heldout)} images)"
     measured = {r["preset"]: r for r in _read_json(results_path, [])}
     rows = []
-    for k, level in zip(presets.LEVELS, configs):
-        t = times["levels"][str(level.epochs)]
-        old = measured.get(f"{args.preset},{k}")
-        if old and (old["step"], old["samples"], old["reference"]) == (t["step"], args.samples, reference):
-            rows.append(old)     # measured by an earlier call: the same checkpoint, samples and reference
-            continue
-        ckpt = t["checkpoint"]
-        m = evaluate(cfg.run_dir, num_samples=args.samples, data=heldout, checkpoint=ckpt, log=False,
-                     cache_dir=args.cache_dir)
-        run = gan_anime.load(cfg.run_dir, ckpt)
-        grid = save_png(run.grid(run.generate(64, seed=GRID_SEED)), os.path.join(out, f"grid_{args.preset}{k}.png"))
+
+    def measure(name: str, run_dir: str, ckpt: str, epochs: int, step: int, seconds: float, grid_name: str,
+                truncation=None):
+        """One row of the table: the checkpoint's FID, KID, precision, recall and tags, and its grid (or the
+        row an earlier call measured from the same step, samples and reference), faces drawn with the noise
+        truncated at ``truncation`` when given."""
+        old = measured.get(name)
+        if old and (old["step"], old["samples"], old["reference"]) == (step, args.samples, reference):
+            rows.append(old)
+            return
+        m = evaluate(run_dir, num_samples=args.samples, data=heldout, checkpoint=ckpt, log=False,
+                     cache_dir=args.cache_dir, truncation=truncation)
+        run = gan_anime.load(run_dir, ckpt)
+        grid = save_png(run.grid(run.generate(64, seed=GRID_SEED, truncation=truncation)),
+                        os.path.join(out, f"grid_{grid_name}.png"))
         if args.media:
             os.makedirs(args.media, exist_ok=True)
-            shutil.copy2(grid, os.path.join(args.media, f"samples_cpu_{args.preset}{k}.png"))
+            shutil.copy2(grid, os.path.join(args.media, f"samples_cpu_{grid_name}.png"))
         tags = m.get("tags") or {}
-        rows.append({"preset": f"{args.preset},{k}", "epochs": level.epochs, "step": t["step"],
-                     "minutes": round(t["seconds"] / 60.0, 2), "fid": m["fid"], "kid": m["kid"],
-                     "precision": m["precision"], "recall": m["recall"],
+        rows.append({"preset": name, "epochs": epochs, "step": step, "minutes": round(seconds / 60.0, 2),
+                     "fid": m["fid"], "kid": m["kid"], "precision": m["precision"], "recall": m["recall"],
                      "hair": (tags.get("hair") or {}).get("accuracy"), "eye": (tags.get("eye") or {}).get("accuracy"),
                      "samples": args.samples, "reference": reference, "grid": grid})
         print(json.dumps(rows[-1]), flush=True)
         done = {x["preset"] for x in rows}
         write_text(results_path, json.dumps(rows + [r for r in measured.values() if r["preset"] not in done], indent=1))
+
+    for k, level in zip(presets.LEVELS, configs):
+        t = times["levels"][str(level.epochs)]
+        measure(f"{args.preset},{k}", cfg.run_dir, t["checkpoint"], level.epochs, t["step"], t["seconds"],
+                f"{args.preset}{k}")
+    last = times["levels"][str(cfg.epochs)]
+    for t in truncations:
+        # The last level's checkpoint again, its faces drawn with truncated noise: not a training setting, so
+        # a row of its own, never a level's.
+        measure(f"{args.preset},{presets.LEVELS[-1]} truncation {t:g}", cfg.run_dir, last["checkpoint"], cfg.epochs,
+                last["step"], last["seconds"], f"{args.preset}{presets.LEVELS[-1]}_trunc{t:g}", truncation=t)
+    curves = [{"name": args.label or f"TRAIN {args.preset},1 / ,2 / ,3 (one run)",
+               "curve": list(rows[:len(presets.LEVELS)])}]
+    for scale in tail_scales:
+        # The last level again, its learning rates times `scale` from the end of epoch --tail-from on: a
+        # branch of the same run (as `--load --lr-scale` makes it), measured where the last level ends.
+        name = f"{args.preset},{presets.LEVELS[-1]} lr x{scale:g} from epoch {args.tail_from}"
+        branch = os.path.join(out, f"tail-{args.tail_from}-x{scale:g}")
+        start = times["levels"].get(str(args.tail_from))
+        if start is None:
+            print(f"--tail-from: the run kept no checkpoint of epoch {args.tail_from} (it was trained without "
+                  f"--keep-epochs {args.tail_from} or --tail-from); train it again in a new --out with them",
+                  file=sys.stderr)
+            return 2
+        done_at = times.setdefault("tails", {}).get(name)
+        if done_at is None:
+            shutil.rmtree(branch, ignore_errors=True)     # a stopped branch starts over: its minutes must count
+            os.makedirs(os.path.join(branch, "checkpoints"))
+            shutil.copy2(os.path.join(cfg.run_dir, "config.json"), branch)
+            tf.compat.v1.train.update_checkpoint_state(os.path.join(branch, "checkpoints"),
+                                             copy_checkpoint(start["checkpoint"], os.path.join(branch, "checkpoints")))
+            clock = Clock()
+            result = gan_anime.train(cfg.replace(run_dir=branch, lr_scale=scale), resume=True, hooks=[clock],
+                                     progress="lines")
+            if result.status != "finished":
+                print(f"{name}: stopped ({result.status}) at step {result.step}; run the same command again to "
+                      f"train it over", file=sys.stderr)
+                return 1
+            done_at = times["tails"][name] = {"step": result.step, "seconds": start["seconds"] + clock.seconds,
+                                              "checkpoint": result.checkpoint}
+            write_text(times_path, json.dumps(times))
+        measure(name, branch, done_at["checkpoint"], cfg.epochs, done_at["step"], done_at["seconds"],
+                f"{args.preset}{presets.LEVELS[-1]}_tail_x{scale:g}")
+        curves.append({"name": name, "curve": [rows[-1]]})
     from sweep import plot_curves
-    label = args.label or f"TRAIN {args.preset},1 / ,2 / ,3 (one run)"
-    png = plot_curves([{"name": label, "curve": rows}] + before,
+    png = plot_curves(curves + before,
                       os.path.join(out, f"fid_vs_minutes_{args.preset}.png"),
                       title=f"FID at the end of each {args.preset} level against minutes of training")
     if args.media:

@@ -19,7 +19,7 @@ TINY = ("--image-size 16 --width 4 --faces-count 64 --batch-size 8 --noise-vecto
 def test_one_run_measured_at_each_level(tmp_path, cli_env):
     out, media = tmp_path / "presets", tmp_path / "media"
     argv = [sys.executable, os.path.join(ROOT, "benchmarks", "preset_quality.py"), "--preset", "S", "--samples",
-            "16", "--heldout", "24", "--out", str(out), "--media", str(media), "--flags", TINY]
+            "16", "--heldout", "24", "--out", str(out), "--media", str(media), "--flags", TINY, "--keep-epochs", "50"]
     proc = subprocess.run(argv, capture_output=True, text=True, env=cli_env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((out / "results.json").read_text())
@@ -60,6 +60,32 @@ def test_one_run_measured_at_each_level(tmp_path, cli_env):
     levels = [np.asarray(Image.open(media / f"samples_cpu_S{k}.png"), np.float32) for k in (1, 2)]
     same, other = (float(np.abs(own - g).mean()) for g in levels)
     assert same < 2.0 and other > 3 * max(same, 0.5), (same, other)
+    # Branches from epoch 50 with both learning rates times 1 and times 0.5: times 1 is the same run (a resume
+    # is exact), so its checkpoint is S,3's, measured the same; times 0.5 is another.
+    tails = subprocess.run(argv + ["--tail-from", "50", "--tail-scales", "1,0.5", "--truncations", "0.5"],
+                           capture_output=True, text=True, env=cli_env, timeout=600)
+    assert tails.returncode == 0, tails.stderr[-3000:]
+    rows = {r["preset"]: r for r in json.loads((out / "results.json").read_text())}
+    same, half = rows["S,3 lr x1 from epoch 50"], rows["S,3 lr x0.5 from epoch 50"]
+    assert same["step"] == half["step"] == rows["S,3"]["step"]
+    assert (same["fid"], same["kid"]) == (rows["S,3"]["fid"], rows["S,3"]["kid"])
+    assert half["fid"] != same["fid"] and same["minutes"] > rows["S,2"]["minutes"]
+    tame = rows["S,3 truncation 0.5"]     # the same checkpoint, faces drawn nearer the average one
+    assert tame["step"] == rows["S,3"]["step"] and tame["fid"] != rows["S,3"]["fid"]
+    assert (media / "samples_cpu_S3_trunc0.5.png").read_bytes() != (media / "samples_cpu_S3.png").read_bytes()
+    lr = [line.split(",") for line in (out / "tail-50-x0.5" / "logs" / "losses.csv").read_text().splitlines()]
+    col = lr[0].index("lr_g")
+    assert lr[1:] and all(abs(float(r[col]) - 1e-4) < 1e-9 for r in lr[1:]), "the branch trains at half the rate"
+    bad = subprocess.run(argv + ["--tail-from", "40", "--tail-scales", "0.5"], capture_output=True, text=True,
+                         env=cli_env, timeout=300)
+    assert bad.returncode == 2 and "kept no checkpoint of epoch 40" in bad.stderr, bad.stderr[-2000:]
+    bad = subprocess.run(argv[:2] + ["--tail-from", "56", "--tail-scales", "0.5"], capture_output=True, text=True,
+                         env=cli_env, timeout=120)
+    assert bad.returncode == 2 and "--tail-from: expected an epoch before the last level's end (56)" in bad.stderr
+    bad = subprocess.run(argv[:2] + ["--tail-scales", "0.5"], capture_output=True, text=True, env=cli_env, timeout=60)
+    assert bad.returncode == 2 and "--tail-from and --tail-scales go together" in bad.stderr
+    bad = subprocess.run(argv[:2] + ["--truncations", "1,0"], capture_output=True, text=True, env=cli_env, timeout=60)
+    assert bad.returncode == 2 and "--truncations: each must be a positive number" in bad.stderr
     bad = subprocess.run(argv[:2] + ["--preset", "Q"], capture_output=True, text=True, env=cli_env, timeout=60)
     assert bad.returncode == 2 and "--preset: expected one of S, M, L" in bad.stderr
     bad = subprocess.run(argv[:2] + ["--flags", "--max-steps 5"], capture_output=True, text=True, env=cli_env,
