@@ -87,6 +87,19 @@ def level_configs(preset: str, extra):
     return configs
 
 
+def _comma_list(p: argparse.ArgumentParser, flag: str, text: str, kind, what: str, example: str, valid,
+                expected: str) -> list:
+    """The values of a comma-separated option (each read by ``kind``); ``p.error`` (one line, exit 2) names
+    ``flag`` when one is not a ``kind`` or not ``valid``."""
+    try:
+        values = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        p.error(f"{flag}: expected {what} separated by commas (e.g. {example}), got {text!r}")
+    if not all(valid(v) for v in values):
+        p.error(f"{flag}: {expected}, got {text!r}")
+    return values
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--preset", default="S", help=f"base preset: one of {', '.join(presets.BASES)} (S)")
@@ -118,26 +131,14 @@ def main(argv=None) -> int:
         p.error(f"--preset: expected one of {', '.join(presets.BASES)}, got {args.preset!r}")
     if args.samples < 2 or args.heldout < 2:
         p.error("--samples and --heldout must be at least 2")
-    try:
-        keep_epochs = {int(e) for e in args.keep_epochs.split(",") if e.strip()}
-    except ValueError:
-        p.error(f"--keep-epochs: expected epochs separated by commas (e.g. 42,48), got {args.keep_epochs!r}")
-    if any(e < 1 for e in keep_epochs):
-        p.error(f"--keep-epochs: epochs start at 1, got {args.keep_epochs!r}")
-    try:
-        tail_scales = [float(x) for x in args.tail_scales.split(",") if x.strip()]
-    except ValueError:
-        p.error(f"--tail-scales: expected numbers separated by commas (e.g. 0.5,0.25), got {args.tail_scales!r}")
-    if any(not 0 < x < 1e3 for x in tail_scales):
-        p.error(f"--tail-scales: each factor must be positive, got {args.tail_scales!r}")
+    keep_epochs = set(_comma_list(p, "--keep-epochs", args.keep_epochs, int, "epochs", "42,48", lambda e: e >= 1,
+                                  "epochs start at 1"))
+    tail_scales = _comma_list(p, "--tail-scales", args.tail_scales, float, "numbers", "0.5,0.25",
+                              lambda x: 0 < x < 1e3, "each factor must be positive")
     if bool(tail_scales) != bool(args.tail_from):
         p.error("--tail-from and --tail-scales go together")
-    try:
-        truncations = [float(x) for x in args.truncations.split(",") if x.strip()]
-    except ValueError:
-        p.error(f"--truncations: expected numbers separated by commas (e.g. 2,1.5,1), got {args.truncations!r}")
-    if any(not 0 < x < float("inf") for x in truncations):
-        p.error(f"--truncations: each must be a positive number, got {args.truncations!r}")
+    truncations = _comma_list(p, "--truncations", args.truncations, float, "numbers", "2,1.5,1",
+                              lambda x: 0 < x < float("inf"), "each must be a positive number")
     keep_epochs |= {args.tail_from} if args.tail_from else set()
     if args.heldout_dir and not args.data_dir:
         p.error("--heldout-dir: needs --data-dir (the built-in faces have their own held-out set)")
@@ -272,24 +273,24 @@ def main(argv=None) -> int:
                 last["step"], last["seconds"], f"{args.preset}{presets.LEVELS[-1]}_trunc{t:g}", truncation=t)
     curves = [{"name": args.label or f"TRAIN {args.preset},1 / ,2 / ,3 (one run)",
                "curve": list(rows[:len(presets.LEVELS)])}]
+    start = times["levels"].get(str(args.tail_from))
+    if tail_scales and start is None:
+        print(f"--tail-from: the run kept no checkpoint of epoch {args.tail_from} (it was trained without "
+              f"--keep-epochs {args.tail_from} or --tail-from); train it again in a new --out with them",
+              file=sys.stderr)
+        return 2
     for scale in tail_scales:
         # The last level again, its learning rates times `scale` from the end of epoch --tail-from on: a
         # branch of the same run (as `--load --lr-scale` makes it), measured where the last level ends.
         name = f"{args.preset},{presets.LEVELS[-1]} lr x{scale:g} from epoch {args.tail_from}"
         branch = os.path.join(out, f"tail-{args.tail_from}-x{scale:g}")
-        start = times["levels"].get(str(args.tail_from))
-        if start is None:
-            print(f"--tail-from: the run kept no checkpoint of epoch {args.tail_from} (it was trained without "
-                  f"--keep-epochs {args.tail_from} or --tail-from); train it again in a new --out with them",
-                  file=sys.stderr)
-            return 2
         done_at = times.setdefault("tails", {}).get(name)
         if done_at is None:
             shutil.rmtree(branch, ignore_errors=True)     # a stopped branch starts over: its minutes must count
             os.makedirs(os.path.join(branch, "checkpoints"))
             shutil.copy2(os.path.join(cfg.run_dir, "config.json"), branch)
-            tf.compat.v1.train.update_checkpoint_state(os.path.join(branch, "checkpoints"),
-                                             copy_checkpoint(start["checkpoint"], os.path.join(branch, "checkpoints")))
+            kept = copy_checkpoint(start["checkpoint"], os.path.join(branch, "checkpoints"))
+            tf.compat.v1.train.update_checkpoint_state(os.path.dirname(kept), kept)
             clock = Clock()
             result = gan_anime.train(cfg.replace(run_dir=branch, lr_scale=scale), resume=True, hooks=[clock],
                                      progress="lines")

@@ -67,6 +67,17 @@ def generator_inputs(cfg: Config, n: int, seed: int, hair: LabelArg = None, eye:
     return noise, (h, e)
 
 
+def check_truncation(truncation) -> Optional[float]:
+    """``truncation`` as a float (None stays None); ValueError unless it is a positive finite number."""
+    if truncation is None:
+        return None
+    if isinstance(truncation, bool) or not isinstance(truncation, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(truncation) or truncation <= 0:
+        raise ValueError(f"truncation must be a positive number (the largest |z| kept, e.g. 1.5) or None, "
+                         f"got {truncation!r}")
+    return float(truncation)
+
+
 def truncate_noise(noise: np.ndarray, truncation: Optional[float]) -> np.ndarray:
     """The truncation trick (Brock et al. 2019, BigGAN): each standard-normal value of ``noise`` (float32
     [n, D]) moved into [-truncation, truncation] by the monotone map that turns N(0, 1) into N(0, 1)
@@ -76,12 +87,8 @@ def truncate_noise(noise: np.ndarray, truncation: Optional[float]) -> np.ndarray
     The map is elementwise, so image i still depends only on (seed, i), and an interpolation's key
     frames are the truncated faces of its seeds.
     """
-    if truncation is None:
+    if check_truncation(truncation) is None:
         return noise
-    if isinstance(truncation, bool) or not isinstance(truncation, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(truncation) or truncation <= 0:
-        raise ValueError(f"truncation must be a positive number (the largest |z| kept, e.g. 1.5) or None, "
-                         f"got {truncation!r}")
     z = tf.constant(noise, tf.float64)
     cdf = lambda x: 0.5 * tf.math.erfc(-x / np.sqrt(2.0))   # noqa: E731  (the standard normal's)
     low = cdf(tf.constant(-float(truncation), tf.float64))

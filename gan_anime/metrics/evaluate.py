@@ -65,11 +65,11 @@ def evaluate(run_dir: str, num_samples: int = DEFAULT_SAMPLES, batch_size: int =
     resolution and weights).  ``checkpoint``: a checkpoint path of the run (default: its latest).
     ``truncation``: generate with the noise kept within +-truncation (the result says so)."""
     import gan_anime
-    from gan_anime.inference import truncate_noise
+    from gan_anime.inference import check_truncation
     from gan_anime.data import cache_dir_for, load_data
     num_samples = _positive("num_samples", num_samples, 2)
     batch_size = _positive("batch_size", batch_size)
-    truncate_noise(np.zeros((1, 1), np.float32), truncation)   # a bad value fails before any work
+    truncation = check_truncation(truncation)   # a bad value fails before any work
     start = time.time()
     run = gan_anime.load(run_dir, checkpoint)
     cfg = run.config
@@ -90,7 +90,7 @@ def evaluate(run_dir: str, num_samples: int = DEFAULT_SAMPLES, batch_size: int =
               "real_features_cached": was_cached,
               "generated_images_per_s": round(num_samples / max(features_s, 1e-9), 2)}
     if truncation is not None:
-        result["truncation"] = float(truncation)
+        result["truncation"] = truncation
     if cfg.conditional and tags:
         from gan_anime.metrics.tags import get_tag_classifier, tag_accuracy
         classifier = get_tag_classifier(data, cache)
