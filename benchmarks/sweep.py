@@ -82,6 +82,8 @@ CONFIGS = {
     "d-lr-4e-4": ("the discriminator's learning rate 4e-4, the generator's 2e-4 (a faster D at no arithmetic)",
                   "dcgan", {"d_schedule": {"initial_lr": 4e-4}}),
     "n-critic-2": ("two discriminator updates per generator update (n_critic 2)", "dcgan", {"n_critic": 2}),
+    "g-skip": ("RGB drawn at every generator resolution and summed, upsampled (StyleGAN2's skip generator)", "dcgan",
+               {"g_skip": True}),
     "g-deep": ("a 3x3 convolution after each generator upsampling but the last (g_depth 2, the default)", "dcgan",
                {"g_depth": 2}),
     "g-depth-3": ("two 3x3 convolutions after each generator upsampling but the last (g_depth 3)", "dcgan",

@@ -70,6 +70,8 @@ def forward_flops(cfg) -> Dict[str, float]:
     g = g_first = 2.0 * (cfg.noise_dim + labels) * 16 * c
     res = 4
     out_width = cfg.g_out_width
+    if cfg.g_skip:   # 1x1 convolutions to RGB at 4 px and after each block but the last
+        g += sum(2.0 * (4 * 2 ** i) ** 2 * (c // 2 ** i) * 3 for i in range(n))
     for cin, cout in [(c // 2 ** i, c // 2 ** (i + 1)) for i in range(n - 1)] + [(w, out_width or 3)]:
         if cfg.upsample in ("transpose", "blur"):   # the blur's 9 multiply-adds per value are left out
             g += 2.0 * res * res * 16 * cin * cout

@@ -34,8 +34,8 @@ FACES_COUNT = 10000
 #: Config fields that define the networks' shapes: a resumed run may not change them.
 ARCHITECTURE_FIELDS = (
     "gan", "image_size", "noise_dim", "g_width", "d_width", "conditional",
-    "num_hair", "num_eye", "upsample", "g_depth", "g_residual", "g_out_width", "d_depth", "attention", "d_norm",
-    "mbstd_group",
+    "num_hair", "num_eye", "upsample", "g_depth", "g_residual", "g_out_width", "g_skip", "d_depth", "attention",
+    "d_norm", "mbstd_group",
 )
 
 #: What a run saved before an architecture field existed was built with (its config.json lacks the field).
@@ -93,6 +93,7 @@ class Config:
     g_depth: int = 2                        # convolutions per resolution: DCGAN's upsampling one + a 3x3 (README)
     g_residual: bool = False                # g_depth > 1: each 3x3 convolution residual, relu(x + bn(conv(x)))
     g_out_width: int = 0                    # >0: last upsampling to this many channels, then a 3x3 conv to RGB
+    g_skip: bool = False                    # RGB drawn at every resolution and summed, upsampled (StyleGAN2's skip G)
     d_depth: int = 1                        # discriminator convolutions per resolution: the strided one + 3x3s
     attention: int = 0                      # >0: a self-attention layer (SAGAN) at this resolution in G and D
     d_norm: str = "none"                    # none (regularised by R1) | batch (DCGAN)
@@ -312,8 +313,9 @@ def validate(cfg: Config) -> Config:
     for name in ("generate_per_epoch", "checkpoint_every", "mbstd_group", "max_steps", "seed",
                  "num_hair", "num_eye", "fid_every", "max_rollbacks", "stream", "rollbacks", "g_out_width"):
         _positive_int(name, getattr(cfg, name), allow_zero=True)
-    if not isinstance(cfg.g_residual, bool):
-        raise ValueError(f"g_residual must be true or false, got {cfg.g_residual!r}")
+    for name in ("g_residual", "g_skip"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ValueError(f"{name} must be true or false, got {getattr(cfg, name)!r}")
     if cfg.g_residual and cfg.g_depth < 2:
         raise ValueError("g_residual needs g_depth >= 2 (it makes the generator's 3x3 convolutions residual), "
                          f"got g_depth {cfg.g_depth}")

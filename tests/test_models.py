@@ -109,6 +109,51 @@ def test_residual_generator_needs_depth():
     assert set(a.architecture_diff(a.replace(g_residual=True))) == {"g_residual"}
 
 
+def test_skip_generator_sums_rgb_from_every_resolution():
+    """g_skip: the plain generator's weights plus a 1x1 convolution to RGB at 4, 8 and 16 px (for 32 px images);
+    with those zeroed the images are the plain generator's, and the 4 px one alone reaches the output as its
+    bilinear x8 upsampling (the chain of x2 ones) under the tanh."""
+    from gan_anime.benchmark import HEAVY_OPS, forward_flops, graph_flops
+    plain, skip = (Generator(32, noise_dim=8, width=4, depth=2, skip=s) for s in (False, True))
+    z = tf.random.stateless_normal([4, 8], seed=[1, 2])
+    plain(z), skip(z)
+    rgb = [skip.skip_rgb0, skip.skip_rgb1, skip.skip_rgb2]
+    assert [tuple(l.kernel.shape) for l in rgb] == [(1, 1, 16, 3), (1, 1, 8, 3), (1, 1, 4, 3)]
+    assert not hasattr(skip, "skip_rgb3") and skip.get_config()["skip"] is True
+    def key(w):   # the variable's path below the model's own (auto-numbered) name and its block
+        return w.path.split("/")[-2:]
+    extra = {tuple(key(w)) for w in skip.weights} - {tuple(key(w)) for w in plain.weights}
+    assert len(extra) == 6 and all("skip_rgb" in p[0] for p in extra)   # 3 kernels, 3 biases
+    by_path = {tuple(key(w)): w for w in skip.weights}
+    for w in plain.weights:
+        w.assign(by_path[tuple(key(w))])
+    for layer in rgb:
+        layer.kernel.assign(tf.zeros_like(layer.kernel))
+    assert np.allclose(skip(z), plain(z), atol=1e-6)
+    rgb[0].bias.assign([0.3, -0.2, 0.1])   # a constant 4 px image: upsampled, still the same constant everywhere
+    assert np.allclose(skip(z), tf.tanh(tf.atanh(tf.clip_by_value(plain(z), -0.999999, 0.999999))
+                                        + [0.3, -0.2, 0.1]), atol=1e-4)
+    rgb[0].bias.assign([0.0, 0.0, 0.0])
+    rgb[1].kernel.assign(tf.random.stateless_normal(rgb[1].kernel.shape, seed=[5, 6]))
+    assert not np.allclose(skip(z), plain(z), atol=1e-3)
+    # the hand count adds exactly the three 1x1 convolutions' multiply-adds
+    traced = [graph_flops(tf.function(lambda x, g=g: g(x)).get_concrete_function(tf.TensorSpec([1, 8])), HEAVY_OPS)
+              for g in (plain, skip)]
+    cfg = Config(image_size=32, noise_dim=8, g_width=4, g_depth=2)
+    hand = forward_flops(cfg.replace(g_skip=True))["G"] - forward_flops(cfg)["G"]
+    assert traced[1] - traced[0] == hand == 2 * 3 * (16 * 16 + 64 * 8 + 256 * 4)
+
+
+def test_skip_generator_is_an_architecture_field():
+    from gan_anime.config import validate
+    a = Config()
+    assert set(a.architecture_diff(a.replace(g_skip=True))) == {"g_skip"}
+    with pytest.raises(ValueError, match="g_skip must be true or false"):
+        validate(Config(g_skip=1))
+    g, _ = build_models(Config(image_size=16, g_width=4, d_width=4, g_skip=True))
+    assert g.skip and g(tf.zeros([2, 100])).shape == (2, 16, 16, 3)
+
+
 def test_self_attention_starts_as_identity_and_mixes_pixels_once_gamma_moves():
     from gan_anime.models.layers import SelfAttention
     layer = SelfAttention(16, name="att")

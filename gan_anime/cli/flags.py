@@ -68,6 +68,8 @@ flags.DEFINE_integer("g_depth", None, f"Convolutions per generator resolution: 1
                      f"convolution, each more adds a 3x3 convolution (default {_D.g_depth}).", lower_bound=1)
 flags.DEFINE_boolean("g_residual", None, f"With --g-depth > 1: each generator 3x3 convolution becomes a residual "
                      f"block, relu(x + bn(conv(x))) (default {_D.g_residual}).")
+flags.DEFINE_boolean("g_skip", None, f"The generator draws RGB at every resolution and sums them, each "
+                     f"upsampled (StyleGAN2's skip generator; default {_D.g_skip}).")
 flags.DEFINE_integer("attention", None, f"A self-attention layer (SAGAN) at this feature resolution in both "
                      f"networks, e.g. 16 (default {_D.attention}: none).", lower_bound=0)
 flags.DEFINE_integer("d_depth", None, f"Convolutions per discriminator resolution: 1 is DCGAN's one strided "

@@ -33,16 +33,21 @@ class Generator(keras.Model):
     ``relu(x + bn(conv(x)))`` (He et al. 2016), at no extra arithmetic.  ``out_width`` > 0: the last
     upsampling makes ``out_width`` channels (batch norm + ReLU) and a 3x3 convolution draws RGB from
     them, instead of upsampling straight to RGB.  ``attention`` (a resolution, 0: none): a
-    self-attention layer (SAGAN) after the block at that resolution.
+    self-attention layer (SAGAN) after the block at that resolution.  ``skip``: the output is a sum over
+    resolutions (StyleGAN2's "skip" generator, Karras et al. 2020; MSG-GAN): a 1x1 convolution draws RGB
+    from the seed and from each block but the last, each sum is upsampled x2 (bilinear) and added to the next
+    one's, and the last block's RGB (the upsampling to RGB, or ``out_width``'s convolution) is added at full size
+    before the tanh, so coarse shapes reach the image by a short path from the first steps.
     """
 
     def __init__(self, image_size: int = 64, noise_dim: int = 100, width: int = 48,
                  num_hair: int = 0, num_eye: int = 0, upsample: str = "transpose", depth: int = 1,
-                 out_width: int = 0, residual: bool = False, attention: int = 0, **kwargs):
+                 out_width: int = 0, residual: bool = False, attention: int = 0, skip: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.image_size, self.noise_dim, self.width = image_size, noise_dim, width
         self.num_hair, self.num_eye, self.upsample, self.depth = num_hair, num_eye, upsample, depth
         self.out_width, self.residual, self.attention = out_width, bool(residual), int(attention)
+        self.skip = bool(skip)
         n = num_blocks(image_size)
         seed_ch = width * 2 ** (n - 1)
         self.project = keras.layers.Dense(4 * 4 * seed_ch, use_bias=False,
@@ -50,7 +55,7 @@ class Generator(keras.Model):
         self.reshape = keras.layers.Reshape((4, 4, seed_ch))
         self.seed_bn = batch_norm("seed_bn")
         # Sequential, not a plain list: tf.train.Checkpoint only tracks layers held as attributes.
-        body = []
+        body, ends = [], []   # ends: where each resolution's layers end in body
         for i in range(n - 1):
             ch = seed_ch // 2 ** (i + 1)
             body += up_block(ch, upsample, f"g{i}") + [batch_norm(f"g{i}_bn"), keras.layers.ReLU()]
@@ -61,7 +66,17 @@ class Generator(keras.Model):
                     body += [conv3x3(ch, f"g{i}_conv{j}"), batch_norm(f"g{i}_bn{j}"), keras.layers.ReLU()]
             if attention == 8 * 2 ** i:
                 body.append(SelfAttention(ch, name=f"g{i}_attention"))
-        self.body = keras.Sequential(body, name="body")
+            ends.append(len(body))
+        if self.skip:   # a block per resolution, and 1x1 RGB outputs of the seed (4 px) and of each block but
+            # the last (attributes: tracked)
+            self.blocks = len(ends)
+            for i, (start, end) in enumerate(zip([0] + ends, ends)):
+                setattr(self, f"block{i}", keras.Sequential(body[start:end], name=f"block{i}"))
+            for i, ch in enumerate([seed_ch] + [seed_ch // 2 ** (i + 1) for i in range(n - 1)]):
+                setattr(self, f"skip_rgb{i}", keras.layers.Conv2D(3, 1, kernel_initializer=dcgan_init(),
+                                                                  name=f"skip_rgb{i}"))
+        else:
+            self.body = keras.Sequential(body, name="body")
         if out_width:   # features at the output resolution, then a 3x3 convolution to RGB
             rgb = up_block(out_width, upsample, "rgb") + [batch_norm("rgb_bn"), keras.layers.ReLU(),
                                                           conv3x3(3, "rgb_conv")]
@@ -84,8 +99,14 @@ class Generator(keras.Model):
                            self._one_hot(eye, self.num_eye, "eye")], axis=-1)
         x = self.reshape(self.project(x))
         x = tf.nn.relu(self.seed_bn(x, training=training))
-        x = self.body(x, training=training)
-        return self.out_act(self.to_rgb(x))
+        if not self.skip:
+            x = self.body(x, training=training)
+            return self.out_act(self.to_rgb(x))
+        rgb = self.skip_rgb0(x)
+        for i in range(self.blocks):
+            x = getattr(self, f"block{i}")(x, training=training)
+            rgb = _up2(rgb) + getattr(self, f"skip_rgb{i + 1}")(x)
+        return self.out_act(_up2(rgb) + self.to_rgb(x))
 
     def _one_hot(self, labels, depth: int, what: str):
         """int [B] class indices -> one-hot [B, depth]; float [B, depth] (soft) vectors pass as they are.
@@ -104,7 +125,14 @@ class Generator(keras.Model):
         return {"image_size": self.image_size, "noise_dim": self.noise_dim, "width": self.width,
                 "num_hair": self.num_hair, "num_eye": self.num_eye, "upsample": self.upsample,
                 "depth": self.depth, "out_width": self.out_width, "residual": self.residual,
-                "attention": self.attention}
+                "attention": self.attention, "skip": self.skip}
+
+
+def _up2(x):
+    """x2 bilinear upsampling (half-pixel centres: each new pixel 3/4 of its nearest and 1/4 of the next one's,
+    StyleGAN2's [1, 3, 3, 1] filter), in x's dtype."""
+    size = 2 * tf.shape(x)[1:3]
+    return tf.cast(tf.image.resize(x, size, method="bilinear"), x.dtype)
 
 
 class Discriminator(keras.Model):
