@@ -84,6 +84,8 @@ CONFIGS = {
     "n-critic-2": ("two discriminator updates per generator update (n_critic 2)", "dcgan", {"n_critic": 2}),
     "g-skip": ("RGB drawn at every generator resolution and summed, upsampled (StyleGAN2's skip generator)", "dcgan",
                {"g_skip": True}),
+    "d-residual": ("a shortcut avgpool + 1x1 convolution around each discriminator block, the sum scaled by "
+                   "1/sqrt(2) (StyleGAN2's residual discriminator)", "dcgan", {"d_residual": True}),
     "g-deep": ("a 3x3 convolution after each generator upsampling but the last (g_depth 2, the default)", "dcgan",
                {"g_depth": 2}),
     "g-depth-3": ("two 3x3 convolutions after each generator upsampling but the last (g_depth 3)", "dcgan",

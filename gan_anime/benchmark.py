@@ -85,11 +85,11 @@ def forward_flops(cfg) -> Dict[str, float]:
         elif out_width:   # the 3x3 convolution to RGB
             g += 2.0 * res * res * 9 * out_width * 3
     d, dw, d_products = 0.0, cfg.d_width, 0.0
-    d_first = 2.0 * (s // 2) ** 2 * 16 * 3 * dw
+    d_first = 2.0 * (s // 2) ** 2 * (16 + (1 if cfg.d_residual else 0)) * 3 * dw   # + the first shortcut's 1x1
     for i in range(n):
         cin = 3 if i == 0 else dw * 2 ** (i - 1)
         out = s // 2 ** (i + 1)
-        d += 2.0 * out * out * 16 * cin * dw * 2 ** i
+        d += 2.0 * out * out * (16 + (1 if cfg.d_residual else 0)) * cin * dw * 2 ** i   # d_residual: + a 1x1
         if i < n - 1:   # d_depth - 1 more 3x3 convolutions at this resolution
             d += (cfg.d_depth - 1) * 2.0 * out * out * 9 * (dw * 2 ** i) ** 2
             if out == cfg.attention:

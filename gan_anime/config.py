@@ -34,8 +34,8 @@ FACES_COUNT = 10000
 #: Config fields that define the networks' shapes: a resumed run may not change them.
 ARCHITECTURE_FIELDS = (
     "gan", "image_size", "noise_dim", "g_width", "d_width", "conditional",
-    "num_hair", "num_eye", "upsample", "g_depth", "g_residual", "g_out_width", "g_skip", "d_depth", "attention",
-    "d_norm", "mbstd_group",
+    "num_hair", "num_eye", "upsample", "g_depth", "g_residual", "g_out_width", "g_skip", "d_depth", "d_residual",
+    "attention", "d_norm", "mbstd_group",
 )
 
 #: What a run saved before an architecture field existed was built with (its config.json lacks the field).
@@ -95,6 +95,7 @@ class Config:
     g_out_width: int = 0                    # >0: last upsampling to this many channels, then a 3x3 conv to RGB
     g_skip: bool = False                    # RGB drawn at every resolution and summed, upsampled (StyleGAN2's skip G)
     d_depth: int = 1                        # discriminator convolutions per resolution: the strided one + 3x3s
+    d_residual: bool = False                # a shortcut avgpool + 1x1 conv around each D block (StyleGAN2's residual D)
     attention: int = 0                      # >0: a self-attention layer (SAGAN) at this resolution in G and D
     d_norm: str = "none"                    # none (regularised by R1) | batch (DCGAN)
     mbstd_group: int = 4                    # minibatch-stddev group size (ProGAN); 0 disables
@@ -313,7 +314,7 @@ def validate(cfg: Config) -> Config:
     for name in ("generate_per_epoch", "checkpoint_every", "mbstd_group", "max_steps", "seed",
                  "num_hair", "num_eye", "fid_every", "max_rollbacks", "stream", "rollbacks", "g_out_width"):
         _positive_int(name, getattr(cfg, name), allow_zero=True)
-    for name in ("g_residual", "g_skip"):
+    for name in ("g_residual", "g_skip", "d_residual"):
         if not isinstance(getattr(cfg, name), bool):
             raise ValueError(f"{name} must be true or false, got {getattr(cfg, name)!r}")
     if cfg.g_residual and cfg.g_depth < 2:

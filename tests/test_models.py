@@ -154,6 +154,39 @@ def test_skip_generator_is_an_architecture_field():
     assert g.skip and g(tf.zeros([2, 100])).shape == (2, 16, 16, 3)
 
 
+def test_residual_discriminator_adds_a_pooled_1x1_shortcut_to_each_block():
+    """d_residual: the plain discriminator's weights plus a 1x1 kernel per block; each block's output is
+    (block(x) + conv1x1(avgpool2(x))) / sqrt(2), and the hand count adds exactly those 1x1 convolutions."""
+    from gan_anime.benchmark import HEAVY_OPS, forward_flops, graph_flops
+    plain, res = (Discriminator(32, width=4, residual=r) for r in (False, True))
+    x = tf.random.stateless_uniform([4, 32, 32, 3], seed=[1, 2], minval=-1, maxval=1)
+    plain(x), res(x)
+    assert res.get_config()["residual"] is True and not plain.get_config()["residual"]
+    shortcuts = [getattr(res, f"shortcut{i}").layers[1] for i in range(3)]
+    assert [tuple(l.kernel.shape) for l in shortcuts] == [(1, 1, 3, 4), (1, 1, 4, 8), (1, 1, 8, 16)]
+    assert len(res.weights) == len(plain.weights) + 3
+    kernel = tf.random.stateless_normal([1, 1, 3, 4], seed=[3, 4])
+    shortcuts[0].kernel.assign(kernel)
+    pooled = tf.nn.avg_pool2d(x, 2, 2, "VALID")
+    expected = (res.block0(x) + tf.einsum("bhwc,cd->bhwd", pooled, kernel[0, 0])) / np.sqrt(2.0)
+    first = (res.block0(x) + res.shortcut0(x)) * (2 ** -0.5)
+    assert np.allclose(first, expected, atol=1e-5)
+    before = res(x)
+    for layer in shortcuts:   # the shortcuts reach the logits
+        layer.kernel.assign(tf.random.stateless_normal(layer.kernel.shape, seed=[5, 6]))
+    assert not np.allclose(before, res(x))
+    traced = [graph_flops(tf.function(lambda im, d=d: d(im)).get_concrete_function(tf.TensorSpec([1, 32, 32, 3])),
+                          HEAVY_OPS) for d in (plain, res)]
+    cfg = Config(image_size=32, d_width=4)
+    hand = forward_flops(cfg.replace(d_residual=True))["D"] - forward_flops(cfg)["D"]
+    assert traced[1] - traced[0] == hand == 2 * (16 * 16 * 3 * 4 + 64 * 4 * 8 + 16 * 8 * 16)
+    from gan_anime.config import validate
+    a = Config()
+    assert set(a.architecture_diff(a.replace(d_residual=True))) == {"d_residual"}
+    with pytest.raises(ValueError, match="d_residual must be true or false"):
+        validate(Config(d_residual="yes"))
+
+
 def test_self_attention_starts_as_identity_and_mixes_pixels_once_gamma_moves():
     from gan_anime.models.layers import SelfAttention
     layer = SelfAttention(16, name="att")

@@ -22,7 +22,7 @@ def build_models(cfg: Config) -> Tuple[Generator, Discriminator]:
                       skip=cfg.g_skip, name="generator")
         d = Discriminator(cfg.image_size, cfg.d_width, hair, eye, cfg.d_norm, cfg.mbstd_group,
                           heads=variant.heads, sn=variant.spectral_norm, depth=cfg.d_depth, attention=cfg.attention,
-                          name="discriminator")
+                          residual=cfg.d_residual, name="discriminator")
     return g, d
 
 

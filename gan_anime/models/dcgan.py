@@ -146,21 +146,23 @@ class Discriminator(keras.Model):
     layer, then a linear logit plus the class projections (or the class heads).  ``depth`` > 1 adds
     ``depth - 1`` 3x3 convolutions (LeakyReLU) after each strided conv but the last, as ``Generator``'s.
     ``sn``: every conv and dense layer spectrally normalised (SNGAN).  ``attention`` (a resolution, 0:
-    none): a self-attention layer (SAGAN) after the block whose output has that resolution.
+    none): a self-attention layer (SAGAN) after the block whose output has that resolution.  ``residual``:
+    each block's output is ``(block(x) + conv1x1(avgpool2(x))) / sqrt(2)``, a linear shortcut around it
+    (StyleGAN2's residual discriminator, Karras et al. 2020).
     """
 
     def __init__(self, image_size: int = 64, width: int = 48, num_hair: int = 0, num_eye: int = 0,
                  norm: str = "batch", mbstd_group: int = 4, heads: str = "projection", sn: bool = False,
-                 depth: int = 1, attention: int = 0, **kwargs):
+                 depth: int = 1, attention: int = 0, residual: bool = False, **kwargs):
         super().__init__(**kwargs)
         if heads not in ("projection", "classifier"):
             raise ValueError(f"heads must be 'projection' or 'classifier', got {heads!r}")
         self.image_size, self.width, self.norm, self.mbstd_group = image_size, width, norm, mbstd_group
         self.num_hair, self.num_eye, self.heads, self.sn, self.depth = num_hair, num_eye, heads, sn, depth
-        self.attention = int(attention)
+        self.attention, self.residual = int(attention), bool(residual)
         wrap = spectral_norm if sn else (lambda layer: layer)
         n = num_blocks(image_size)
-        body = []
+        body, ends = [], []   # ends: where each block's layers end in body
         for i in range(n):
             body.append(wrap(keras.layers.Conv2D(width * 2 ** i, 4, strides=2, padding="same",
                                                  use_bias=(i == 0 or norm != "batch"),
@@ -175,7 +177,17 @@ class Discriminator(keras.Model):
                 body.append(keras.layers.LeakyReLU(0.2))
             if i < n - 1 and attention == image_size // 2 ** (i + 1):
                 body.append(SelfAttention(width * 2 ** i, sn=sn, name=f"d{i}_attention"))
-        self.body = keras.Sequential(body, name="body")
+            ends.append(len(body))
+        if self.residual:   # a block and a shortcut per resolution (attributes: tracked)
+            self.blocks = n
+            for i, (start, end) in enumerate(zip([0] + ends, ends)):
+                setattr(self, f"block{i}", keras.Sequential(body[start:end], name=f"block{i}"))
+                setattr(self, f"shortcut{i}", keras.Sequential([
+                    keras.layers.AveragePooling2D(2, name=f"d{i}_pool"),
+                    wrap(keras.layers.Conv2D(width * 2 ** i, 1, use_bias=False, kernel_initializer=dcgan_init(),
+                                             name=f"d{i}_shortcut"))], name=f"shortcut{i}"))
+        else:
+            self.body = keras.Sequential(body, name="body")
         self.mbstd = MinibatchStddev(mbstd_group) if mbstd_group > 0 else None
         feat = width * 2 ** (n - 1)
         self.flatten = keras.layers.Flatten()
@@ -197,7 +209,13 @@ class Discriminator(keras.Model):
         return self.num_hair > 0 and self.num_eye > 0
 
     def call(self, images, labels: Labels = None, training: bool = False):
-        x = self.body(images, training=training)
+        if self.residual:
+            x = images
+            for i in range(self.blocks):
+                x = (getattr(self, f"block{i}")(x, training=training)
+                     + getattr(self, f"shortcut{i}")(x, training=training)) * (2 ** -0.5)
+        else:
+            x = self.body(images, training=training)
         if self.mbstd is not None:
             x = self.mbstd(x)
         h = tf.nn.leaky_relu(self.features(self.flatten(x), training=training), 0.2)
@@ -217,4 +235,4 @@ class Discriminator(keras.Model):
     def get_config(self):
         return {"image_size": self.image_size, "width": self.width, "num_hair": self.num_hair,
                 "num_eye": self.num_eye, "norm": self.norm, "mbstd_group": self.mbstd_group, "heads": self.heads,
-                "sn": self.sn, "depth": self.depth, "attention": self.attention}
+                "sn": self.sn, "depth": self.depth, "attention": self.attention, "residual": self.residual}
