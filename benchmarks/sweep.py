@@ -96,6 +96,9 @@ CONFIGS = {
                      {"attention": 16}),
     "mbstd-0": ("no minibatch-stddev layer in the discriminator (ProGAN's, group 4 by default): mbstd_group 0",
                 "dcgan", {"mbstd_group": 0}),
+    "mbstd-8": ("minibatch-stddev over groups of 8 instead of 4 (a steadier statistic of the batch's variety, "
+                "no arithmetic)", "dcgan", {"mbstd_group": 8}),
+    "mbstd-16": ("minibatch-stddev over the whole batch of 16 (groups of 16)", "dcgan", {"mbstd_group": 16}),
     "d-deep": ("a 3x3 convolution after each discriminator downsampling but the last (d_depth 2)", "dcgan",
                {"d_depth": 2}),
     "g-out-16": ("the last upsampling to 16 channels (batch norm, ReLU), then a 3x3 convolution to RGB", "dcgan",
