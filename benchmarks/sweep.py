@@ -81,6 +81,8 @@ CONFIGS = {
                    {"d_width": 48}),
     "d-lr-4e-4": ("the discriminator's learning rate 4e-4, the generator's 2e-4 (a faster D at no arithmetic)",
                   "dcgan", {"d_schedule": {"initial_lr": 4e-4}}),
+    "d-lr-1e-4": ("the discriminator's learning rate 1e-4, the generator's 2e-4 (a slower D at no arithmetic)",
+                  "dcgan", {"d_schedule": {"initial_lr": 1e-4}}),
     "n-critic-2": ("two discriminator updates per generator update (n_critic 2)", "dcgan", {"n_critic": 2}),
     "g-skip": ("RGB drawn at every generator resolution and summed, upsampled (StyleGAN2's skip generator)", "dcgan",
                {"g_skip": True}),
