@@ -107,6 +107,9 @@ class Config:
     gp_weight: float = 10.0                 # WGAN-GP gradient penalty weight lambda (variants with a GP)
     aux_weight: float = 1.0                 # ACGAN: weight of the hair/eye classification losses
     diffaugment: str = ""                   # DiffAugment policies, e.g. "color,translation,cutout" ('' = off)
+    top_k: float = 1.0                      # top-k training (Sinha et al. 2020): the least fraction of each batch's
+    #                                         fakes, by D's score, that G's adversarial loss keeps; 1 keeps all (off)
+    top_k_decay: float = 0.99               # the kept fraction is max(top_k, top_k_decay ** epochs done)
     # --- optimisation ---
     epochs: int = 10
     batch_size: int = 16                    # beat 32 at the same minutes on a CPU (README, Quality)
@@ -336,6 +339,10 @@ def validate(cfg: Config) -> Config:
         raise ValueError(f"Adam betas must be in [0, 1), got beta1={cfg.beta1}, beta2={cfg.beta2}")
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {cfg.ema_decay!r}")
+    for name in ("top_k", "top_k_decay"):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0:
+            raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
     if not (math.isfinite(cfg.r1_gamma) and cfg.r1_gamma >= 0.0):
         raise ValueError(f"r1_gamma must be a number >= 0, got {cfg.r1_gamma!r}")
     for name in ("gp_weight", "aux_weight", "max_minutes"):

@@ -112,6 +112,31 @@ def r1_penalty(real_grads, gamma: float):
     return 0.5 * gamma * tf.reduce_sum(tf.square(g), axis=tf.range(1, tf.rank(g)))
 
 
+def top_k_fraction(top_k: float, decay: float, epochs_done) -> tf.Tensor:
+    """Top-k training's kept fraction after ``epochs_done`` epochs: max(top_k, decay ** epochs_done), float32 [].
+
+    Sinha et al. 2020 ("Top-k Training of GANs") start from the whole batch, since an untrained D's scores
+    say little, and decay k by ``decay`` (gamma, 0.99) per epoch down to ``top_k`` (nu, 0.5) of it."""
+    done = tf.cast(epochs_done, tf.float32)
+    return tf.maximum(tf.constant(top_k, tf.float32), tf.pow(tf.constant(decay, tf.float32), done))
+
+
+def top_k_weights(fake_logits, fraction) -> tf.Tensor:
+    """Per-example weights [B] of G's loss that keep the ``fraction`` of fakes D scores highest (the most
+    realistic), k = ceil(fraction * B) >= 1 of them, each weighted B / k so the batch mean is their mean.
+
+    Top-k training (Sinha et al. 2020): the fakes D already rejects give G gradients that point away from
+    the data's modes; dropping them from G's update improves FID at no arithmetic.  The ranking is by
+    sorting, not ``tf.math.top_k``, so k may change from step to step under XLA.  On several replicas each
+    ranks its own share of the batch."""
+    logits = tf.stop_gradient(_flat(fake_logits))
+    n = tf.shape(logits)[0]
+    k = tf.maximum(1, tf.cast(tf.math.ceil(tf.cast(fraction, tf.float32) * tf.cast(n, tf.float32)), tf.int32))
+    ranks = tf.argsort(tf.argsort(logits, direction="DESCENDING", stable=True), stable=True)   # 0: highest
+    kept = tf.cast(ranks < k, tf.float32)
+    return kept * (tf.cast(n, tf.float32) / tf.cast(k, tf.float32))
+
+
 LOSSES: Dict[str, LossFn] = {
     "nonsaturating": nonsaturating,
     "hinge": hinge,

@@ -53,6 +53,10 @@ def test_any_hand_edit_is_a_config_or_one_line(tmp_path, edits, drop):
     ('{"g_schedule": {"initial_lr": 1e-4, "warmup": 3}}', "g_schedule"),
     ('{"hair_classes": 7}', "hair_classes"),
     ('{"lr_scale": NaN}', "lr_scale must be a positive number"),
+    ('{"top_k": 0}', "top_k must be a number in \\(0, 1\\]"),
+    ('{"top_k": NaN}', "top_k must be a number in"),
+    ('{"top_k_decay": 1.5}', "top_k_decay must be a number in"),
+    ('{"top_k": true}', "top_k"),
 ])
 def test_typical_hand_edits_name_the_field(tmp_path, text, message):
     path = tmp_path / "config.json"

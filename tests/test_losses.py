@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_anime.losses import LOSSES, get_loss, hinge, least_squares, nonsaturating, r1_penalty
+from gan_anime.losses import (LOSSES, get_loss, hinge, least_squares, nonsaturating, r1_penalty, top_k_fraction,
+                              top_k_weights)
 
 
 def softplus(x):
@@ -60,3 +61,18 @@ def test_r1_penalty_exact():
     grads = tf.constant([[[[1.0, 2.0]], [[0.0, -2.0]]], [[[0.5, 0.0]], [[0.0, 0.0]]]])   # [2, 2, 1, 2]
     # gamma/2 * sum of squares per example: 10/2 * (1 + 4 + 0 + 4) and 10/2 * 0.25
     np.testing.assert_allclose(r1_penalty(grads, 10.0).numpy(), [45.0, 1.25], rtol=1e-6)
+
+
+def test_top_k_weights_keep_the_highest_scored_fakes():
+    logits = tf.constant([0.5, -1.0, 2.0, 0.0])
+    np.testing.assert_allclose(top_k_weights(logits, 0.5).numpy(), [2.0, 0.0, 2.0, 0.0])   # k = 2 of 4: mean of 2
+    np.testing.assert_allclose(top_k_weights(logits, 0.6).numpy(), [4 / 3, 0.0, 4 / 3, 4 / 3])   # k = ceil(2.4)
+    np.testing.assert_allclose(top_k_weights(logits, 0.01).numpy(), [0.0, 0.0, 4.0, 0.0])   # at least one
+    np.testing.assert_allclose(top_k_weights(logits, 1.0).numpy(), [1.0] * 4)
+    np.testing.assert_allclose(top_k_weights(tf.zeros([3, 1]), 0.5).numpy(), [1.5, 1.5, 0.0])   # ties: stable
+
+
+def test_top_k_fraction_decays_per_epoch_to_its_floor():
+    assert float(top_k_fraction(0.5, 0.9, 0)) == 1.0
+    assert float(top_k_fraction(0.5, 0.9, tf.constant(3, tf.int64))) == pytest.approx(0.729)
+    assert float(top_k_fraction(0.5, 0.9, 10)) == 0.5

@@ -111,6 +111,24 @@ def test_diffaugment_changes_training_and_is_seeded(tmp_path):
     assert any(not np.allclose(a, b) for a, b in zip(out["off"], out["on"]))
 
 
+@pytest.mark.parametrize("gan", ["dcgan", "wgan-gp"])
+def test_top_k_training_changes_only_g_and_only_after_the_first_epoch(tmp_path, gan):
+    """The kept fraction starts at the whole batch (epoch 0 trains as top_k 1 does), then G's update alone
+    changes: D's loss does not depend on which fakes G learns from."""
+    data = tagged_data()
+    spe = steps_per_epoch(len(data), 8, get_variant(gan).defaults.get("n_critic", 1))
+    out = {}
+    for name, steps, extra in (("all", spe, {}), ("top", spe, dict(top_k=0.25, top_k_decay=0.01)),
+                               ("all+1", spe + 1, {}), ("top+1", spe + 1, dict(top_k=0.25, top_k_decay=0.01))):
+        trainer = Trainer(tiny(gan, tmp_path / name, max_steps=steps, **extra))
+        trainer.fit(data, progress="lines")
+        out[name] = weights(trainer.G), weights(trainer.D)
+    for net in (0, 1):
+        assert all(np.array_equal(a, b) for a, b in zip(out["all"][net], out["top"][net]))
+    assert all(np.array_equal(a, b) for a, b in zip(out["all+1"][1], out["top+1"][1])), "top-k reached D"
+    assert any(not np.allclose(a, b) for a, b in zip(out["all+1"][0], out["top+1"][0])), "top-k did not reach G"
+
+
 def test_acgan_classifier_heads_and_aux_weight(tmp_path):
     data = tagged_data()
     trainer = Trainer(tiny("acgan", tmp_path / "a", max_steps=1))

@@ -14,7 +14,8 @@ Nothing here asks which variant it is: the parts are looked up in the registries
   (``g_noise``) through the updated D, as in WGAN-GP's Algorithm 1.
 
 Every per-example quantity is averaged over the *global* batch (``tf.nn.compute_average_loss``)
-and the replicas' values are summed, so one device and N replicas compute the same step.  The step
+and the replicas' values are summed, so one device and N replicas compute the same step (top-k
+training, ``cfg.top_k`` < 1, is the exception: each replica keeps the best-scored fakes of its own share).  The step
 also reports the global norms of both networks' gradients (``d_grad_norm``, ``g_grad_norm``), so a
 NaN or inf in any gradient reaches the loop's check in the step it appears (on N replicas the
 figure is the sum of the replicas' partial-gradient norms, an upper bound of the applied one's).
@@ -31,7 +32,7 @@ import tensorflow as tf
 
 from gan_anime.config import Config
 from gan_anime.data.augment import diff_augment
-from gan_anime.losses import generator_loss, get_loss, gradient_penalty, r1_penalty
+from gan_anime.losses import generator_loss, get_loss, gradient_penalty, r1_penalty, top_k_fraction, top_k_weights
 from gan_anime.training.multiworker import STOP_KEY
 from gan_anime.variants import Variant
 
@@ -148,13 +149,19 @@ class TrainStep:
     stop_request: several workers only, this worker's host variable of stop reasons
     (:class:`gan_anime.training.multiworker.StopRequest`); the step returns its sum over all replicas
     under ``STOP_KEY``.  None (one process): the step is unchanged.
+    epochs_done: the run's counter of completed epochs, read by top-k training (``cfg.top_k`` < 1) for the
+    fraction of fakes G learns from; unused otherwise.
     """
 
     def __init__(self, cfg: Config, variant: Variant, G, D, g_opt, d_opt, strategy: tf.distribute.Strategy,
-                 after_step: Callable[[], None], stop_request: Optional[tf.Variable] = None):
+                 after_step: Callable[[], None], stop_request: Optional[tf.Variable] = None,
+                 epochs_done: Optional[tf.Variable] = None):
         self.cfg, self.variant, self.G, self.D = cfg, variant, G, D
         self.g_opt, self.d_opt, self.strategy, self.after_step = g_opt, d_opt, strategy, after_step
         self.stop_request = stop_request
+        if cfg.top_k < 1.0 and epochs_done is None:
+            raise ValueError("top_k < 1 needs the run's epoch counter (TrainStep(epochs_done=...))")
+        self.epochs_done = epochs_done if cfg.top_k < 1.0 else None
         self.loss_fn = get_loss(cfg.loss)
         self.head_loss = HEAD_LOSSES[variant.heads]
         self.stats_fn = STATS[variant.stats]
@@ -216,20 +223,24 @@ class TrainStep:
         logs.update(self.stats_fn(real_out, fake_out))
         return d_each, g_adv, fake_out, logs
 
-    def _g_each(self, g_each, fake_out, labels, logs):
+    def _g_each(self, g_each, fake_out, labels, logs, keep):
+        """G's per-example loss [B]: its adversarial loss (only the fakes top-k training keeps, when ``keep``,
+        the kept fraction, is given) plus the heads' loss on the fakes."""
+        if keep is not None:
+            g_each = g_each * top_k_weights(fake_out["logits"], keep)
         head = self.head_loss(fake_out, labels)
         if head is not None:
             g_each, logs["cls_fake"] = g_each + self.cfg.aux_weight * head, head
         return g_each
 
     # -------------------------------------------------------------------------- update patterns
-    def _simultaneous(self, batch, active):
+    def _simultaneous(self, batch, active, keep=None):
         """One batch: G and D forward once, both networks' gradients from the same pass."""
         G, D, labels = self.G, self.D, self._labels(batch)
         with tf.GradientTape(persistent=True) as tape:
             fake = G(batch["noise"], labels, training=True)
             d_each, g_adv, fake_out, logs = self._d_terms(batch, fake, active)
-            g_each = self._g_each(g_adv, fake_out, labels, logs)
+            g_each = self._g_each(g_adv, fake_out, labels, logs, keep)
             d_loss, g_loss = self._avg(d_each), self._avg(g_each)
             d_target, g_target = scaled_loss(self.d_opt, d_loss), scaled_loss(self.g_opt, g_loss)
         d_grads = tape.gradient(d_target, D.trainable_variables)
@@ -240,7 +251,7 @@ class TrainStep:
         return {"d_loss": d_loss, "g_loss": g_loss, **{k: self._avg(v) for k, v in logs.items()},
                 "d_grad_norm": d_norm, "g_grad_norm": g_norm}
 
-    def _critic_then_generator(self, batch, active):
+    def _critic_then_generator(self, batch, active, keep=None):
         """n_critic D updates (batch j of the step each), then one G update on ``g_noise``."""
         G, D, k = self.G, self.D, self.cfg.n_critic
         sums: Dict[str, tf.Tensor] = {}
@@ -262,7 +273,7 @@ class TrainStep:
         with tf.GradientTape() as tape:
             fake = G(batch["g_noise"], labels, training=True)
             fake_out = outputs(D(self._augment(fake, last, 2), labels, training=True))
-            g_each = self._g_each(generator_loss(self.loss_fn, fake_out["logits"]), fake_out, labels, logs)
+            g_each = self._g_each(generator_loss(self.loss_fn, fake_out["logits"]), fake_out, labels, logs, keep)
             g_loss = self._avg(g_each)
             g_target = scaled_loss(self.g_opt, g_loss)
         g_norm = apply_gradients(self.g_opt, tape.gradient(g_target, G.trainable_variables), G.trainable_variables)
@@ -273,21 +284,23 @@ class TrainStep:
     def _build(self, active: FrozenSet[str]):
         pattern = self._simultaneous if self.cfg.n_critic == 1 else self._critic_then_generator
 
-        def replica_step(batch):
-            return pattern(batch, active)
+        def replica_step(batch, keep):
+            return pattern(batch, active, keep)
 
         if self.cfg.jit_compile:
             replica_step = tf.function(replica_step, jit_compile=True)
         if self.stop_request is not None:
             compute, request = replica_step, self.stop_request
 
-            def replica_step(batch):   # outside any XLA cluster: the request is a host variable
-                return {**compute(batch), STOP_KEY: tf.identity(request)}
-        strategy = self.strategy
+            def replica_step(batch, keep):   # outside any XLA cluster: the request is a host variable
+                return {**compute(batch, keep), STOP_KEY: tf.identity(request)}
+        strategy, cfg, epochs_done = self.strategy, self.cfg, self.epochs_done
 
         @tf.function
         def step(batch):
-            per_replica = strategy.run(replica_step, args=(batch,))
+            # Top-k training's kept fraction, from the host's epoch counter, handed to every replica.
+            keep = None if epochs_done is None else top_k_fraction(cfg.top_k, cfg.top_k_decay, epochs_done)
+            per_replica = strategy.run(replica_step, args=(batch, keep))
             stats = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
             self.after_step()
             return stats

@@ -120,7 +120,8 @@ class Trainer:
         # One compiled step per set of penalties in force (lazy R1 applies on every r1_every-th step).
         self.train_step = TrainStep(cfg, self.variant, self.G, self.D, self.g_opt, self.d_opt, self.strategy,
                                     self._after_step,
-                                    stop_request=self.stop_request.variable if self.stop_request else None)
+                                    stop_request=self.stop_request.variable if self.stop_request else None,
+                                    epochs_done=self.counters.epoch)
 
     # ------------------------------------------------------------------ building
     def _build_variables(self) -> None:
