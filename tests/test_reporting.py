@@ -17,7 +17,8 @@ from conftest import tiny_config as tiny
 from gan_anime.cli import flags as cli_flags
 from gan_anime.plots import panels, plot_losses, read_series
 from gan_anime.training.checkpoint import CsvLog
-from gan_anime.training.hooks import Hook, ProgressBarHook, ProgressLinesHook, progress_hook
+from gan_anime.training import hooks as hooks_module
+from gan_anime.training.hooks import Hook, ProgressBarHook, ProgressLinesHook, Throttled, progress_hook
 
 SCALARS = {"d_loss", "g_loss", "d_real", "d_fake", "lr_g", "lr_d", "images_per_s"}
 
@@ -235,3 +236,44 @@ def test_atomic_write_leaves_nothing_behind_when_the_writer_fails(tmp_path):
     assert list(tmp_path.iterdir()) == []
     atomic_write(str(target), lambda tmp: np.save(tmp, np.arange(3)))
     assert np.load(target).tolist() == [0, 1, 2] and [p.name for p in tmp_path.iterdir()] == ["out.npy"]
+
+
+def test_pictures_are_redrawn_at_most_a_share_of_the_time_and_caught_up_at_the_end(monkeypatch, caplog):
+    clock = [100.0]
+    monkeypatch.setattr(hooks_module.time, "monotonic", lambda: clock[0])
+    drawn = []
+
+    def draw():   # a drawing that takes 2 s
+        drawn.append(clock[0])
+        clock[0] += 2.0
+
+    pictures = Throttled(draw, share=0.1, first_after=10.0)
+    pictures()                       # t = 100: within the first 10 s, so only noted
+    assert drawn == [] and pictures.behind
+    clock[0] = 110.0
+    pictures()                       # drawn 110-112; the next waits until 110 + 2 / 0.1 = 130
+    assert drawn == [110.0] and not pictures.behind
+    clock[0] = 129.0
+    pictures()
+    assert drawn == [110.0] and pictures.behind
+    clock[0] = 130.0
+    pictures()
+    assert drawn == [110.0, 130.0]
+    pictures.catch_up(result="done")   # up to date: nothing to draw
+    assert drawn == [110.0, 130.0]
+    pictures()                         # t = 132: too soon, behind
+    pictures.catch_up(result="done")   # the end of the run draws however recent the last drawing was
+    assert drawn == [110.0, 130.0, 132.0]
+
+    def broken():
+        raise OSError("disk full")
+
+    failing = Throttled(broken, first_after=10.0)
+    failing()                                        # behind: the first 10 s
+    with caplog.at_level(logging.WARNING):
+        failing.catch_up(result=None)                # training failed: the drawing's error is only logged
+    assert "disk full" in caplog.text
+    failing = Throttled(broken, first_after=10.0)
+    failing()
+    with pytest.raises(OSError, match="disk full"):
+        failing.catch_up(result="done")              # training finished: the error is the caller's

@@ -225,29 +225,80 @@ class TensorBoardHook(Hook):
             self.writer.close()
 
 
+#: The pictures redrawn as a run goes (loss.png, progress.gif) take at most about this share of its time,
+#: and are first drawn this many seconds into a training call (and at its end, however short).
+DRAWING_SHARE = 0.05
+FIRST_DRAWING_AFTER_S = 10.0
+
+
+class Throttled:
+    """``draw()`` called when asked, unless the last drawing was recent: after one that took t seconds the
+    next waits t * (1 / ``share`` - 1) seconds, so drawing takes at most about ``share`` of the time.
+    Asked in between, it only notes that the picture is behind; ``catch_up()`` draws then (a run's end).
+    Nothing is drawn in the first ``first_after`` seconds, so a run of a few seconds draws once, at its end."""
+
+    def __init__(self, draw, share: float = DRAWING_SHARE, first_after: float = FIRST_DRAWING_AFTER_S):
+        self.draw, self.share = draw, share
+        self.next_at, self.behind = time.monotonic() + first_after, False
+
+    def __call__(self) -> None:
+        start = time.monotonic()
+        if start < self.next_at:
+            self.behind = True
+            return
+        self.draw()
+        self.behind = False
+        took = time.monotonic() - start
+        self.next_at = start + took / self.share
+
+    def catch_up(self, result) -> None:
+        """Draw if the picture is behind.  ``result`` None (training failed): a failure to draw is logged,
+        not raised, so it cannot hide the error that stopped training."""
+        if not self.behind:
+            return
+        self.next_at = float("-inf")
+        try:
+            self()
+        except Exception as error:   # noqa: BLE001 -- only while another error is on its way out
+            if result is not None:
+                raise
+            logging.warning("could not redraw after the failure: %s", error)
+
+
 class LossPlotHook(Hook):
-    """loss.png in the run directory, redrawn from losses.csv at every checkpoint."""
+    """loss.png in the run directory, redrawn from losses.csv at checkpoints (:class:`Throttled`: each
+    checkpoint of a run whose checkpoints are seconds apart, at most ~5% of its time otherwise) and at the end."""
 
     def begin(self, run):
         self.run_dir = run.cfg.run_dir
         self.enabled = importlib.util.find_spec("matplotlib") is not None
         if not self.enabled:
             logging.warning("matplotlib is not installed: no loss.png (pip install matplotlib)")
+        self.draw = Throttled(lambda: plot_losses(self.run_dir))
 
     def checkpoint(self, path):
         if self.enabled:
-            plot_losses(self.run_dir)
+            self.draw()
+
+    def end(self, result):
+        if self.enabled:
+            self.draw.catch_up(result)
 
 
 class ProgressGifHook(Hook):
-    """progress.gif in the run directory: every epoch's grid in order, rebuilt after each epoch."""
+    """progress.gif in the run directory: every epoch's grid in order, rebuilt after epochs (:class:`Throttled`,
+    as loss.png) and at the end."""
 
     def begin(self, run):
         self.run_dir = run.cfg.run_dir
+        self.draw = Throttled(lambda: write_progress_gif(self.run_dir))
 
     def epoch_end(self, event):
         if event.outputs.get("grid"):
-            write_progress_gif(self.run_dir)
+            self.draw()
+
+    def end(self, result):
+        self.draw.catch_up(result)
 
 
 def _fmt_time(seconds: float) -> str:
