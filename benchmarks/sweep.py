@@ -117,6 +117,8 @@ CONFIGS = {
     "top-k": ("top-k training (Sinha et al. 2020): G learns from the half of each batch's fakes D scores highest, "
               "k decayed from the whole batch by 0.8 per epoch (paper: 0.99 over hundreds of epochs)", "dcgan",
               {"top_k": 0.5, "top_k_decay": 0.8}),
+    "smooth-0.1": ("one-sided label smoothing: D's target for real faces 0.9 (Salimans et al. 2016, ganhacks)",
+                   "dcgan", {"label_smoothing": 0.1}),
     "acgan": ("ACGAN classifier heads", "acgan", {}),
     "hinge": ("hinge loss, spectrally normalised D (SNGAN)", "hinge", {}),
     "wgan-gp": ("WGAN-GP, 5 critic steps, Adam(1e-4, 0, 0.9)", "wgan-gp", {}),
