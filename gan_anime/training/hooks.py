@@ -242,23 +242,24 @@ class Throttled:
         self.next_at, self.behind = time.monotonic() + first_after, False
 
     def __call__(self) -> None:
-        start = time.monotonic()
-        if start < self.next_at:
+        if time.monotonic() < self.next_at:
             self.behind = True
             return
+        self._draw_now()
+
+    def _draw_now(self) -> None:
+        start = time.monotonic()
         self.draw()
         self.behind = False
-        took = time.monotonic() - start
-        self.next_at = start + took / self.share
+        self.next_at = start + (time.monotonic() - start) / self.share
 
     def catch_up(self, result) -> None:
         """Draw if the picture is behind.  ``result`` None (training failed): a failure to draw is logged,
         not raised, so it cannot hide the error that stopped training."""
         if not self.behind:
             return
-        self.next_at = float("-inf")
         try:
-            self()
+            self._draw_now()
         except Exception as error:   # noqa: BLE001 -- only while another error is on its way out
             if result is not None:
                 raise
