@@ -119,6 +119,9 @@ CONFIGS = {
               {"top_k": 0.5, "top_k_decay": 0.8}),
     "smooth-0.1": ("one-sided label smoothing: D's target for real faces 0.9 (Salimans et al. 2016, ganhacks)",
                    "dcgan", {"label_smoothing": 0.1}),
+    "lecam-0.3": ("the LeCam regulariser (Tseng et al. 2021), weight 0.3 (the paper's for BigGAN on CIFAR-10), anchors "
+                  "decayed by 0.99: D's logits held toward moving averages of each other's", "dcgan", {"lecam": 0.3}),
+    "lecam-0.1": ("the LeCam regulariser, weight 0.1", "dcgan", {"lecam": 0.1}),
     "acgan": ("ACGAN classifier heads", "acgan", {}),
     "hinge": ("hinge loss, spectrally normalised D (SNGAN)", "hinge", {}),
     "wgan-gp": ("WGAN-GP, 5 critic steps, Adam(1e-4, 0, 0.9)", "wgan-gp", {}),

@@ -110,6 +110,8 @@ class Config:
     top_k: float = 1.0                      # top-k training (Sinha et al. 2020): the least fraction of each batch's
     #                                         fakes, by D's score, that G's adversarial loss keeps; 1 keeps all (off)
     top_k_decay: float = 0.99               # the kept fraction is max(top_k, top_k_decay ** epochs done)
+    lecam: float = 0.0                      # LeCam regulariser's weight (Tseng et al. 2021); 0 disables
+    lecam_decay: float = 0.99               # decay of its anchors: moving averages of D's logits, real and fake
     # --- optimisation ---
     epochs: int = 10
     batch_size: int = 16                    # beat 32 at the same minutes on a CPU (README, Quality)
@@ -345,7 +347,9 @@ def validate(cfg: Config) -> Config:
             raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
     if not (math.isfinite(cfg.r1_gamma) and cfg.r1_gamma >= 0.0):
         raise ValueError(f"r1_gamma must be a number >= 0, got {cfg.r1_gamma!r}")
-    for name in ("gp_weight", "aux_weight", "max_minutes"):
+    if not 0.0 <= cfg.lecam_decay < 1.0:
+        raise ValueError(f"lecam_decay must be in [0, 1), got {cfg.lecam_decay!r}")
+    for name in ("gp_weight", "aux_weight", "max_minutes", "lecam"):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a number >= 0, got {value!r}")

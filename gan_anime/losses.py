@@ -137,6 +137,19 @@ def top_k_weights(fake_logits, fraction) -> tf.Tensor:
     return kept * (tf.cast(n, tf.float32) / tf.cast(k, tf.float32))
 
 
+def lecam_penalty(real_logits, fake_logits, anchor_real, anchor_fake, weight: float):
+    """LeCam regulariser (Tseng et al. 2021, "Regularizing Generative Adversarial Networks under Limited Data").
+
+    weight * (relu(D(x) - a_fake)^2 + relu(a_real - D(G(z)))^2), per example [B]: D's logits on real images are
+    held down toward the moving average ``anchor_fake`` of its logits on fakes, and its logits on fakes up toward
+    ``anchor_real``, the average on real images (only where they are past it), which bounds how far D can
+    separate the two.  The anchors are constants here (the caller keeps them: moving averages over steps).
+    """
+    real, fake = _flat(real_logits), _flat(fake_logits)
+    anchor_real, anchor_fake = tf.cast(anchor_real, tf.float32), tf.cast(anchor_fake, tf.float32)
+    return weight * (tf.square(tf.nn.relu(real - anchor_fake)) + tf.square(tf.nn.relu(anchor_real - fake)))
+
+
 LOSSES: Dict[str, LossFn] = {
     "nonsaturating": nonsaturating,
     "hinge": hinge,

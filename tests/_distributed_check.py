@@ -24,13 +24,14 @@ from gan_anime.training.trainer import Trainer  # noqa: E402
 
 TAGS = dict(conditional=True, num_hair=3, num_eye=2, hair_classes=("a", "b", "c"), eye_classes=("x", "y"))
 #: name -> (gan, Config fields).  "dcgan" has the default D (no norm, lazy R1, step 0 an R1 step); "dcgan-bn"
-#: the DCGAN D with synchronized batch norm and no penalty; wgan-gp runs 2 critic updates per step.
+#: the DCGAN D with synchronized batch norm and no penalty; wgan-gp runs 2 critic updates per step; hinge
+#: adds the LeCam regulariser, whose anchors are the global batch's mean logits (the replicas' sum).
 CASES = {
     "dcgan": ("dcgan", TAGS),
     "dcgan-bn": ("dcgan", dict(conditional=False, d_norm="batch", r1_gamma=0.0)),
     "acgan": ("acgan", TAGS),
     "wgan-gp": ("wgan-gp", dict(TAGS, n_critic=2)),
-    "hinge": ("hinge", dict(conditional=False, diffaugment="")),
+    "hinge": ("hinge", dict(conditional=False, diffaugment="", lecam=0.3)),
 }
 
 #: SGD learning rates where the default 2.0 does not fit.  wgan-gp: the critic diverges at 2.0 (and G barely
@@ -88,6 +89,10 @@ def main(run_root: str, case: str) -> None:
                 diff = float(np.abs(a.numpy() - b.numpy()).max())
                 worst = max(worst, diff)
                 assert diff < 1e-5, f"{case} {optimizer} {net} {a.path}: one device vs two replicas differ by {diff}"
+        if one.lecam_anchors is not None:
+            a, b = one.lecam_anchors.numpy(), two.lecam_anchors.numpy()
+            assert a[2] == b[2] == base.max_steps and np.abs(a[:2]).min() > 1e-3, (a, b)
+            assert np.abs(a - b).max() < 1e-5, f"{case} {optimizer} LeCam anchors: {a} vs {b}"
         for k in r1.last:
             # Gradient norms on N replicas are the sum of the replicas' partial norms (see step.py), by design.
             if k not in ("images_per_s", "d_grad_norm", "g_grad_norm"):

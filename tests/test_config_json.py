@@ -57,6 +57,9 @@ def test_any_hand_edit_is_a_config_or_one_line(tmp_path, edits, drop):
     ('{"top_k": NaN}', "top_k must be a number in"),
     ('{"top_k_decay": 1.5}', "top_k_decay must be a number in"),
     ('{"top_k": true}', "top_k"),
+    ('{"lecam": -0.1}', "lecam must be a number >= 0"),
+    ('{"lecam": "0.3"}', "lecam"),
+    ('{"lecam_decay": 1.0}', "lecam_decay must be in \\[0, 1\\)"),
 ])
 def test_typical_hand_edits_name_the_field(tmp_path, text, message):
     path = tmp_path / "config.json"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_anime.losses import (LOSSES, get_loss, hinge, least_squares, nonsaturating, r1_penalty, top_k_fraction,
-                              top_k_weights)
+from gan_anime.losses import (LOSSES, get_loss, hinge, lecam_penalty, least_squares, nonsaturating, r1_penalty,
+                              top_k_fraction, top_k_weights)
 
 
 def softplus(x):
@@ -76,3 +76,11 @@ def test_top_k_fraction_decays_per_epoch_to_its_floor():
     assert float(top_k_fraction(0.5, 0.9, 0)) == 1.0
     assert float(top_k_fraction(0.5, 0.9, tf.constant(3, tf.int64))) == pytest.approx(0.729)
     assert float(top_k_fraction(0.5, 0.9, 10)) == 0.5
+
+
+def test_lecam_penalty_exact():
+    """Only a real logit above the fake anchor and a fake logit below the real anchor are penalised, squared."""
+    real = tf.constant([2.0, -1.0, 0.5])
+    fake = tf.constant([-3.0, 1.0, 0.0])
+    got = lecam_penalty(real, fake, anchor_real=0.5, anchor_fake=-0.5, weight=0.3).numpy()
+    np.testing.assert_allclose(got, [0.3 * (6.25 + 12.25), 0.0, 0.3 * (1.0 + 0.25)], rtol=1e-6)

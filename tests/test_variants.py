@@ -131,6 +131,36 @@ def test_top_k_training_changes_only_g_and_only_after_the_first_epoch(tmp_path, 
     assert any(not np.allclose(a, b) for a, b in zip(out["all+1"][0], out["top+1"][0])), "top-k did not reach G"
 
 
+def test_lecam_reaches_d_alone_and_its_anchors_follow_the_logits(tmp_path):
+    """LeCam (Tseng et al. 2021) changes D's loss only: one simultaneous step later G is unchanged and D is not.
+    Its anchors move toward the step's mean logits (warm-up decay 1/10, then 2/11) and come back on resume."""
+    data = tagged_data(16)
+    out = {}
+    for name, extra in (("off", {}), ("on", dict(lecam=0.3))):
+        trainer = Trainer(tiny("dcgan", tmp_path / name, max_steps=1, r1_gamma=0.0, samples_per_grid=1, **extra))
+        out[name] = trainer, trainer.fit(data, progress="lines").last
+    (off, _), (on, last) = out["off"], out["on"]
+    assert off.lecam_anchors is None and "lecam" not in out["off"][1]
+    assert all(np.array_equal(a, b) for a, b in zip(weights(off.G), weights(on.G)))
+    assert any(not np.allclose(a, b) for a, b in zip(weights(off.D), weights(on.D))), "LeCam did not reach D"
+    assert last["lecam"] > 0   # the anchors start at 0, where D's first logits are rarely all on the safe side
+    first = on.lecam_anchors.numpy()
+    np.testing.assert_allclose(first, [0.9 * last["real_logit"], 0.9 * last["fake_logit"], 1.0], rtol=1e-5)
+    resumed = Trainer(tiny("dcgan", tmp_path / "on", max_steps=2, r1_gamma=0.0, samples_per_grid=1, lecam=0.3))
+    assert resumed.restore() is not None
+    np.testing.assert_array_equal(resumed.lecam_anchors.numpy(), first)
+    last = resumed.fit(data, progress="lines").last
+    d = 2.0 / 11.0
+    np.testing.assert_allclose(resumed.lecam_anchors.numpy()[:2], d * first[:2] + (1 - d) * np.array(
+        [last["real_logit"], last["fake_logit"]]), rtol=1e-5)
+    # Turned on when resuming a run trained without it: the anchors start afresh, the rest is restored.
+    late = Trainer(tiny("dcgan", tmp_path / "off", max_steps=2, r1_gamma=0.0, samples_per_grid=1, lecam=0.3))
+    assert late.restore() is not None and int(late.counters.step) == 1
+    assert late.lecam_anchors.numpy().tolist() == [0.0, 0.0, 0.0]
+    late.fit(data, progress="lines")
+    assert late.lecam_anchors.numpy()[2] == 1.0
+
+
 def test_acgan_classifier_heads_and_aux_weight(tmp_path):
     data = tagged_data()
     trainer = Trainer(tiny("acgan", tmp_path / "a", max_steps=1))

@@ -32,7 +32,8 @@ import tensorflow as tf
 
 from gan_anime.config import Config
 from gan_anime.data.augment import diff_augment
-from gan_anime.losses import generator_loss, get_loss, gradient_penalty, r1_penalty, top_k_fraction, top_k_weights
+from gan_anime.losses import (generator_loss, get_loss, gradient_penalty, lecam_penalty, r1_penalty, top_k_fraction,
+                              top_k_weights)
 from gan_anime.training.multiworker import STOP_KEY
 from gan_anime.variants import Variant
 
@@ -140,6 +141,18 @@ def apply_gradients(optimizer, grads, variables) -> tf.Tensor:
     return tf.where(bad > 0, skipped, norm)
 
 
+def lecam_update(anchors, real_mean, fake_mean, decay: float) -> tf.Tensor:
+    """The LeCam anchors [real, fake, updates] after one step whose mean logits are ``real_mean``, ``fake_mean``.
+
+    A moving average with the EMA generator's warm-up, decay min(``decay``, (1 + n) / (10 + n)) after n updates,
+    so the first steps' anchors follow D's logits closely instead of starting from zero.
+    """
+    n = anchors[2]
+    d = tf.minimum(tf.constant(decay, tf.float32), (1.0 + n) / (10.0 + n))
+    means = tf.stack([tf.cast(real_mean, tf.float32), tf.cast(fake_mean, tf.float32)])
+    return tf.concat([d * anchors[:2] + (1.0 - d) * means, [n + 1.0]], axis=0)
+
+
 # ------------------------------------------------------------------------------- the step
 class TrainStep:
     """Builds and caches the compiled step for each set of active penalties.
@@ -151,17 +164,23 @@ class TrainStep:
     under ``STOP_KEY``.  None (one process): the step is unchanged.
     epochs_done: the run's counter of completed epochs, read by top-k training (``cfg.top_k`` < 1) for the
     fraction of fakes G learns from; unused otherwise.
+    lecam_anchors: with the LeCam regulariser (``cfg.lecam`` > 0), the run's float32 [3] variable (D's mean logit on
+    real images, on fakes, and how many steps have updated them), made under the strategy's scope; the step
+    reads the anchors in D's loss and then moves them toward the step's global means.
     """
 
     def __init__(self, cfg: Config, variant: Variant, G, D, g_opt, d_opt, strategy: tf.distribute.Strategy,
                  after_step: Callable[[], None], stop_request: Optional[tf.Variable] = None,
-                 epochs_done: Optional[tf.Variable] = None):
+                 epochs_done: Optional[tf.Variable] = None, lecam_anchors: Optional[tf.Variable] = None):
         self.cfg, self.variant, self.G, self.D = cfg, variant, G, D
         self.g_opt, self.d_opt, self.strategy, self.after_step = g_opt, d_opt, strategy, after_step
         self.stop_request = stop_request
         if cfg.top_k < 1.0 and epochs_done is None:
             raise ValueError("top_k < 1 needs the run's epoch counter (TrainStep(epochs_done=...))")
         self.epochs_done = epochs_done if cfg.top_k < 1.0 else None
+        if cfg.lecam > 0 and lecam_anchors is None:
+            raise ValueError("lecam > 0 needs the run's anchors variable (TrainStep(lecam_anchors=...))")
+        self.lecam_anchors = lecam_anchors if cfg.lecam > 0 else None
         self.loss_fn = get_loss(cfg.loss)
         self.head_loss = HEAD_LOSSES[variant.heads]
         self.stats_fn = STATS[variant.stats]
@@ -220,6 +239,13 @@ class TrainStep:
         head = self.head_loss(real_out, labels)
         if head is not None:
             d_each, logs["cls_real"] = d_each + cfg.aux_weight * head, head
+        if self.lecam_anchors is not None:
+            anchors = tf.identity(self.lecam_anchors)
+            lecam = lecam_penalty(real_out["logits"], fake_out["logits"], anchors[0], anchors[1], cfg.lecam)
+            d_each, logs["lecam"] = d_each + lecam, lecam
+            # Per example, so the reduced statistics are the global batch's mean logits (the anchors' update).
+            logs["real_logit"] = tf.reshape(tf.cast(real_out["logits"], tf.float32), [-1])
+            logs["fake_logit"] = tf.reshape(tf.cast(fake_out["logits"], tf.float32), [-1])
         logs.update(self.stats_fn(real_out, fake_out))
         return d_each, g_adv, fake_out, logs
 
@@ -294,7 +320,7 @@ class TrainStep:
 
             def replica_step(batch, keep):   # outside any XLA cluster: the request is a host variable
                 return {**compute(batch, keep), STOP_KEY: tf.identity(request)}
-        strategy, cfg, epochs_done = self.strategy, self.cfg, self.epochs_done
+        strategy, cfg, epochs_done, anchors = self.strategy, self.cfg, self.epochs_done, self.lecam_anchors
 
         @tf.function
         def step(batch):
@@ -302,6 +328,8 @@ class TrainStep:
             keep = None if epochs_done is None else top_k_fraction(cfg.top_k, cfg.top_k_decay, epochs_done)
             per_replica = strategy.run(replica_step, args=(batch, keep))
             stats = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+            if anchors is not None:
+                anchors.assign(lecam_update(anchors, stats["real_logit"], stats["fake_logit"], cfg.lecam_decay))
             self.after_step()
             return stats
 

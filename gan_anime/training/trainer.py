@@ -78,6 +78,9 @@ class Trainer:
             self._build_variables()
             # Both schedules times lr_scale, which a rollback from non-finite values lowers (recovery.py).
             self.lr_scale = tf.Variable(float(cfg.lr_scale), trainable=False, dtype=tf.float32, name="lr_scale")
+            # LeCam's anchors (D's mean logits on real images and on fakes, and their update count), mirrored.
+            self.lecam_anchors = (tf.Variable([0.0, 0.0, 0.0], trainable=False, dtype=tf.float32, name="lecam_anchors")
+                                  if cfg.lecam > 0 else None)
             # Per training step, for the log (D's optimizer counts n_critic updates per step, so it gets
             # its own wrapped copy below; G's optimizer uses this one).
             self._schedules = (Scaled(build_schedule(cfg.g_schedule, "generator schedule"), self.lr_scale),
@@ -101,14 +104,16 @@ class Trainer:
                        step_in_epoch=self.counters.step_in_epoch)
         if self.G_ema is not None:
             objects["generator_ema"] = self.G_ema
-        self.checkpoint = tf.train.Checkpoint(**objects)
-        # Without loss scaling's state: what a checkpoint of another precision holds (the Adam slots are
-        # stored under the same names either way, so --load may change the precision).
-        self._checkpoint_without_scale = self.checkpoint
+        if self.lecam_anchors is not None:
+            objects["lecam_anchors"] = self.lecam_anchors
+        # float16: loss scaling's state too.  The Adam slots are stored under the same names in every precision, so
+        # --load may change the precision (see _checkpoint_for).
         if isinstance(self.g_opt, keras.optimizers.LossScaleOptimizer):
-            self.checkpoint = tf.train.Checkpoint(**objects, loss_scale=tf.train.Checkpoint(**{
+            objects["loss_scale"] = tf.train.Checkpoint(**{
                 f"{net}_{name}": getattr(opt, attr).value for net, opt in (("g", self.g_opt), ("d", self.d_opt))
-                for name, attr in (("scale", "dynamic_scale"), ("good_steps", "step_counter"))}))
+                for name, attr in (("scale", "dynamic_scale"), ("good_steps", "step_counter"))})
+        self._checkpoint_objects = objects
+        self.checkpoint = tf.train.Checkpoint(**objects)
         ckpt_dir = os.path.join(cfg.run_dir, "checkpoints")
         if not self.chief:
             # Every worker takes part in a save (TensorFlow's multi-worker pattern); the others write their
@@ -121,7 +126,7 @@ class Trainer:
         self.train_step = TrainStep(cfg, self.variant, self.G, self.D, self.g_opt, self.d_opt, self.strategy,
                                     self._after_step,
                                     stop_request=self.stop_request.variable if self.stop_request else None,
-                                    epochs_done=self.counters.epoch)
+                                    epochs_done=self.counters.epoch, lecam_anchors=self.lecam_anchors)
 
     # ------------------------------------------------------------------ building
     def _build_variables(self) -> None:
@@ -173,13 +178,13 @@ class Trainer:
         return path or os.path.join(self.cfg.run_dir, "checkpoints", f"ckpt-{int(self.counters.step)}")
 
     def sync_from_chief(self) -> None:
-        """Several workers: every checkpointed variable (G, D, EMA G, both optimizers), the step counters
-        and ``lr_scale`` take the chief's values on every worker."""
+        """Several workers: every checkpointed variable (G, D, EMA G, both optimizers, LeCam's anchors), the step
+        counters and ``lr_scale`` take the chief's values on every worker."""
         nets = [self.G, self.D] + ([self.G_ema] if self.G_ema is not None else [])
         c = self.counters
         multiworker.broadcast_variables(self.strategy, [v for n in nets for v in n.variables]
                                         + list(self.g_opt.variables) + list(self.d_opt.variables)
-                                        + [c.step, c.epoch, c.step_in_epoch, self.lr_scale])
+                                        + [c.step, c.epoch, c.step_in_epoch, self.lr_scale] + self._extra_state())
 
     def _restore_newest(self) -> Optional[str]:
         candidates = recovery.checkpoint_candidates(self.manager.directory)
@@ -193,19 +198,27 @@ class Trainer:
         return path
 
     def _checkpoint_for(self, path: str) -> tf.train.Checkpoint:
-        """The checkpoint object that reads ``path``: a float16 run resumed from a checkpoint written in
-        another precision starts loss scaling afresh."""
-        if self.checkpoint is self._checkpoint_without_scale or any(
-                name.startswith("loss_scale/") for name, _ in tf.train.list_variables(path)):
+        """The checkpoint object that reads ``path``.  State the run keeps but ``path`` lacks starts afresh: a
+        float16 run resumed from a checkpoint written in another precision starts loss scaling from the initial
+        scale, and a run that turns the LeCam regulariser on starts its anchors from its first step."""
+        saved = {name.split("/")[0] for name, _ in tf.train.list_variables(path)}
+        missing = [k for k in ("loss_scale", "lecam_anchors") if k in self._checkpoint_objects and k not in saved]
+        if not missing:
             return self.checkpoint
-        logging.info("%s holds no loss scale (written in another precision): float16 starts from the initial "
-                     "one", path)
-        return self._checkpoint_without_scale
+        for name in missing:
+            logging.info("%s holds no %s (written %s): it starts afresh", path, name.replace("_", " "),
+                         "in another precision" if name == "loss_scale" else "without LeCam")
+        return tf.train.Checkpoint(**{k: v for k, v in self._checkpoint_objects.items() if k not in missing})
 
     def checkpoint_variables(self):
-        """The float variables a checkpoint holds (networks, EMA, optimizer slots)."""
+        """The float variables a checkpoint holds (networks, EMA, optimizer slots, LeCam's anchors)."""
         nets = [self.G, self.D] + ([self.G_ema] if self.G_ema is not None else [])
-        return [v for n in nets for v in n.weights] + list(self.g_opt.variables) + list(self.d_opt.variables)
+        return ([v for n in nets for v in n.weights] + list(self.g_opt.variables) + list(self.d_opt.variables)
+                + self._extra_state())
+
+    def _extra_state(self):
+        """Training state beside the networks and optimizers: LeCam's anchors, when the run has them."""
+        return [self.lecam_anchors] if self.lecam_anchors is not None else []
 
     def checkpoint_bytes(self) -> int:
         """About the size of one checkpoint on disk."""
