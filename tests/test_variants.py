@@ -37,6 +37,13 @@ def weights(net):
     return [w.numpy().copy() for w in net.trainable_weights]
 
 
+def same(a, b):
+    """Two runs' weights are the same up to float round-off: graphs that differ by an operation that changes
+    nothing (a product with 1) may be fused differently (seen: 2e-9 apart in float32 on an AVX2 EPYC, where the
+    changes these tests look for are 1e-4)."""
+    return all(np.allclose(x, y, rtol=0, atol=1e-7) for x, y in zip(a, b))
+
+
 @pytest.mark.parametrize("gan", list(VARIANTS))
 def test_one_step_per_variant(tmp_path, gan):
     """Losses finite, every weight of both networks changes, optimizer counters follow the update pattern."""
@@ -126,9 +133,9 @@ def test_top_k_training_changes_only_g_and_only_after_the_first_epoch(tmp_path, 
         trainer.fit(data, progress="lines")
         out[name] = weights(trainer.G), weights(trainer.D)
     for net in (0, 1):
-        assert all(np.array_equal(a, b) for a, b in zip(out["all"][net], out["top"][net]))
-    assert all(np.array_equal(a, b) for a, b in zip(out["all+1"][1], out["top+1"][1])), "top-k reached D"
-    assert any(not np.allclose(a, b) for a, b in zip(out["all+1"][0], out["top+1"][0])), "top-k did not reach G"
+        assert same(out["all"][net], out["top"][net])
+    assert same(out["all+1"][1], out["top+1"][1]), "top-k reached D"
+    assert not same(out["all+1"][0], out["top+1"][0]), "top-k did not reach G"
 
 
 def test_lecam_reaches_d_alone_and_its_anchors_follow_the_logits(tmp_path):
@@ -141,8 +148,8 @@ def test_lecam_reaches_d_alone_and_its_anchors_follow_the_logits(tmp_path):
         out[name] = trainer, trainer.fit(data, progress="lines").last
     (off, _), (on, last) = out["off"], out["on"]
     assert off.lecam_anchors is None and "lecam" not in out["off"][1]
-    assert all(np.array_equal(a, b) for a, b in zip(weights(off.G), weights(on.G)))
-    assert any(not np.allclose(a, b) for a, b in zip(weights(off.D), weights(on.D))), "LeCam did not reach D"
+    assert same(weights(off.G), weights(on.G))
+    assert not same(weights(off.D), weights(on.D)), "LeCam did not reach D"
     assert last["lecam"] > 0   # the anchors start at 0, where D's first logits are rarely all on the safe side
     first = on.lecam_anchors.numpy()
     np.testing.assert_allclose(first, [0.9 * last["real_logit"], 0.9 * last["fake_logit"], 1.0], rtol=1e-5)
