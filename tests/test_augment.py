@@ -156,8 +156,12 @@ def test_translate_hand_made():
 
 
 def find_shift(out, x, max_shift):
-    hits = [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)
-            if np.array_equal(out, translate(x[None], tf.constant([dy]), tf.constant([dx]))[0].numpy())]
+    """The one (dy, dx) with |dy|, |dx| <= max_shift whose translation of ``x`` is ``out``: every candidate
+    shift of ``x`` made in one batched call."""
+    shifts = [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)]
+    dys, dxs = (tf.constant(v) for v in zip(*shifts))
+    moved = translate(tf.repeat(x[None], len(shifts), axis=0), dys, dxs).numpy()
+    hits = [s for s, m in zip(shifts, moved) if np.array_equal(out, m)]
     assert len(hits) == 1, hits
     return hits[0]
 
