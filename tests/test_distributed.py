@@ -1,5 +1,5 @@
 """Distribution is correct for every GAN variant: two replicas (the CPU split in two) train the same
-weights as one device, with Adam and with plain SGD (see _distributed_check.py)."""
+weights as one device, with plain SGD, and with Adam for the default variant (see _distributed_check.py)."""
 
 import os
 import subprocess
