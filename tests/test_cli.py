@@ -194,7 +194,36 @@ WRONG = [
     (["--load"], "gan-anime: error: --load: no run found under runs/"),
     (["--train", "--data-dir", "no/such/folder"],
      "gan-anime: error: --data-dir: no/such/folder does not exist (expected a folder of images)"),
+    # Found after TensorFlow is imported (its import-time lines must not show either):
+    (["--load", "--run-dir", "."], "gan-anime: error: no config.json at ./config.json: is this a gan_anime run"),
 ]
+
+#: Usage errors the command line finds before it imports TensorFlow (~5 s): (argv, start of the message).
+BEFORE_TENSORFLOW = [
+    (["--load"], "--load: no run found under runs/"),
+    (["--train", "--data-dir", "no/such/folder"], "--data-dir: no/such/folder does not exist"),
+    (["--train", "--fid-every", "4", "--fid-weights", "missing.pt"], "--fid-weights: missing.pt does not exist"),
+    (["--inference", "--run-dir", "nope"], "--run-dir: run directory nope does not exist"),
+    (["--inference", "--truncation", "0"], "--truncation: expected a positive number"),
+    (["--export", "--name", "nope"], "--name: run directory runs/nope does not exist"),
+    (["--serve", "--run-dir", "nope"], "--run-dir: run directory nope does not exist"),
+    (["--evaluate", "--compare", "a", "b"], "--compare: a is not a folder"),
+    (["--evaluate", "--fid-weights", "missing.pt"], "--fid-weights: missing.pt does not exist"),
+]
+
+
+def test_usage_errors_answer_before_tensorflow_is_imported(cli_env, tmp_path):
+    fake = tmp_path / "fake" / "tensorflow"           # a tensorflow that fails when imported
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('tensorflow was imported')\n")
+    env = {**cli_env, "PYTHONPATH": str(fake.parent) + os.pathsep + cli_env["PYTHONPATH"]}
+    control = subprocess.run(expand(["ENTRY", "--media", "--media-dir", "m"]), cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert control.returncode != 0 and "tensorflow was imported" in control.stderr, control.stderr[-500:]
+    for argv, expected in BEFORE_TENSORFLOW:
+        r = subprocess.run(expand(["ENTRY", *argv]), cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 2 and r.stderr.startswith(f"gan-anime: error: {expected}"), (argv, r.stderr[-500:])
 
 
 def test_wrong_invocations_exit_2_with_one_line(cli_env, tmp_path):

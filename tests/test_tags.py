@@ -49,6 +49,7 @@ def test_saved_heldout_accuracy_meets_the_bar(trained, faces32):
     assert saved["heldout"] == clf.heldout
     held = saved["heldout"]
     assert held["count"] == 300 and held["train_images"] == 1700   # 15% of 2,000 faces held out
+    assert held["steps"] == tags.DEFAULT_STEPS                      # 1,700 images: not a small set
     assert held["hair"]["accuracy"] >= HAIR_BAR, held["hair"]
     assert held["eye"]["accuracy"] >= EYE_BAR, held["eye"]
     assert set(held["hair"]["per_class"]) == set(faces32.hair_classes)
@@ -186,6 +187,17 @@ def test_damaged_cache_entry_is_trained_again(tmp_path):
     assert again.source == "trained" and again.path == first.path
     assert tags.get_tag_classifier(data, str(tmp_path), steps=2).source == "cache"
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(first.path)]   # no temporary left
+
+
+def test_small_sets_train_for_at_most_100_passes():
+    assert [tags.default_steps(n) for n in (1, 54, 64, 100, 383, 384, 1700)] == [200, 200, 200, 313, 1197, 1200, 1200]
+    data = _random_set(n=40)                   # 34 training images: 200 steps, not 1,200
+    clf = tags.train_tag_classifier(data)
+    assert clf.heldout["steps"] == 200 and clf.heldout["train_images"] == 34
+    assert tags.data_key(data) == tags.data_key(data, steps=200) != tags.data_key(data, steps=1200)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="steps must be a positive integer"):
+            tags.train_tag_classifier(data, steps=bad)
 
 
 def test_predict_checks_its_input():

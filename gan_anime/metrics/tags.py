@@ -11,7 +11,8 @@ pooling, it would be averaged away by strides), and ends in a global max pool.  
 built-in faces it reaches 100% hair and 99.9% (64 px) / 99.6% (32 px) eye accuracy on held-out faces.
 
 Training is a fixed number of steps (not epochs), so its time does not grow with the data set
-(about 40 s at 64 px, 15 s at 32 px on 2 CPU cores), and reads nothing global: weights come from
+(about 40 s at 64 px, 15 s at 32 px on 2 CPU cores) — fewer on a set so small that they would be more than
+100 passes over it (:func:`default_steps`) — and reads nothing global: weights come from
 seeded initializers, batches and flips from a local ``numpy`` generator.  The trained classifier is
 cached under ``cache_dir`` keyed by a hash of the images, tags, class names and training settings::
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -39,12 +41,29 @@ from gan_anime.data.folder import ImageSet
 
 VERSION = 1                 # bump when the network or training changes: it names the cache entries
 DEFAULT_STEPS = 1200        # 32 images each; >= 99% eye accuracy on the built-in faces at 16-64 px
+MAX_EPOCHS = 100            # small sets stop after this many passes over their training images ...
+MIN_STEPS = 200             # ... but never before this many steps (default_steps)
 BATCH_SIZE = 32
 LEARNING_RATE = 3e-3        # Adam, cosine decay to 0 over the steps
 HELDOUT_FRACTION = 0.15
 MAX_RESOLUTION = 64         # larger images are average-pooled to <= 64 px first (eyes stay >= 4 px)
 MIN_IMAGES = 10
 _WEIGHTS, _INFO = "model.weights.h5", "classifier.json"
+
+
+def default_steps(train_images: int) -> int:
+    """Training steps for ``train_images`` images: ``DEFAULT_STEPS``, or fewer where that would be more than
+    ``MAX_EPOCHS`` passes over a small set (1,200 steps are 711 passes over 54 images, ~16 s of a 2-core CPU
+    spent memorising them), never under ``MIN_STEPS``.  Sets of 384 training images or more get ``DEFAULT_STEPS``."""
+    return int(min(DEFAULT_STEPS, max(MIN_STEPS, math.ceil(MAX_EPOCHS * train_images / BATCH_SIZE))))
+
+
+def _steps(steps: Optional[int], train_images: int) -> int:
+    if steps is None:
+        return default_steps(train_images)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    return int(steps)
 
 
 def heldout_split(n: int, fraction: float = HELDOUT_FRACTION, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
@@ -177,20 +196,20 @@ def _check_data(data: ImageSet) -> None:
         raise ValueError("tag classifier needs the data's hair_classes and eye_classes names")
 
 
-def train_tag_classifier(data: ImageSet, steps: int = DEFAULT_STEPS, seed: int = 0,
+def train_tag_classifier(data: ImageSet, steps: Optional[int] = None, seed: int = 0,
                          heldout_fraction: float = HELDOUT_FRACTION) -> TagClassifier:
     """Train on ``data`` minus its held-out split (:func:`heldout_split`) for ``steps`` batches of
-    ``BATCH_SIZE`` images with random horizontal flips; measure the held-out accuracy.  No cache."""
+    ``BATCH_SIZE`` images (None: :func:`default_steps`) with random horizontal flips; measure the held-out
+    accuracy.  No cache."""
     import keras
     import tensorflow as tf
 
     _check_data(data)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps!r}")
     start = time.perf_counter()
     images, hair, eye = data.images, np.asarray(data.hair, np.int32), np.asarray(data.eye, np.int32)
     size = int(images.shape[1])
     train_idx, held_idx = heldout_split(len(data), heldout_fraction, seed)
+    steps = _steps(steps, len(train_idx))
     model = build_network(size, len(data.hair_classes), len(data.eye_classes), seed)
     optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps))
     xent = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -228,10 +247,11 @@ def train_tag_classifier(data: ImageSet, steps: int = DEFAULT_STEPS, seed: int =
 
 
 # -------------------------------------------------------------------------------------- cache
-def data_key(data: ImageSet, steps: int = DEFAULT_STEPS, seed: int = 0,
+def data_key(data: ImageSet, steps: Optional[int] = None, seed: int = 0,
              heldout_fraction: float = HELDOUT_FRACTION) -> str:
     """Hex digest of everything a trained classifier depends on: the image bytes and shape, the
     tags and class names, the training settings and ``VERSION``."""
+    steps = _steps(steps, len(heldout_split(len(data), heldout_fraction, seed)[0]))
     h = hashlib.sha256(json.dumps({
         "version": VERSION, "shape": list(data.images.shape), "hair_classes": list(data.hair_classes),
         "eye_classes": list(data.eye_classes), "steps": steps, "seed": seed, "batch": BATCH_SIZE,
@@ -283,7 +303,7 @@ def _save(classifier: TagClassifier, path: str, key: str, seed: int) -> None:
     classifier.path = path
 
 
-def get_tag_classifier(data: ImageSet, cache_dir: Optional[str], steps: int = DEFAULT_STEPS, seed: int = 0,
+def get_tag_classifier(data: ImageSet, cache_dir: Optional[str], steps: Optional[int] = None, seed: int = 0,
                        heldout_fraction: float = HELDOUT_FRACTION) -> TagClassifier:
     """The tag classifier of ``data``: loaded from ``cache_dir`` when this exact data (images,
     tags, classes) and these settings were seen before, else trained and saved there
