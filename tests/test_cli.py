@@ -209,6 +209,7 @@ BEFORE_TENSORFLOW = [
     (["--serve", "--run-dir", "nope"], "--run-dir: run directory nope does not exist"),
     (["--evaluate", "--compare", "a", "b"], "--compare: a is not a folder"),
     (["--evaluate", "--fid-weights", "missing.pt"], "--fid-weights: missing.pt does not exist"),
+    (["--evaluate"], "--evaluate: no run found under runs/"),
 ]
 
 

@@ -472,6 +472,8 @@ def check_evaluate() -> None:
         for folder in FLAGS.compare:
             if not os.path.isdir(folder):
                 raise UsageError("compare", f"{folder} is not a folder (expected two folders of images)")
+    else:
+        _locate_run("evaluate")
 
 
 def routine_evaluate() -> int:

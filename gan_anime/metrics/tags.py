@@ -53,7 +53,7 @@ _WEIGHTS, _INFO = "model.weights.h5", "classifier.json"
 
 def default_steps(train_images: int) -> int:
     """Training steps for ``train_images`` images: ``DEFAULT_STEPS``, or fewer where that would be more than
-    ``MAX_EPOCHS`` passes over a small set (1,200 steps are 711 passes over 54 images, ~16 s of a 2-core CPU
+    ``MAX_EPOCHS`` passes over a small set (1,200 steps are 711 passes over 54 images, ~19 s of a 2-core CPU
     spent memorising them), never under ``MIN_STEPS``.  Sets of 384 training images or more get ``DEFAULT_STEPS``."""
     return int(min(DEFAULT_STEPS, max(MIN_STEPS, math.ceil(MAX_EPOCHS * train_images / BATCH_SIZE))))
 
@@ -69,11 +69,16 @@ def _steps(steps: Optional[int], train_images: int) -> int:
 def heldout_split(n: int, fraction: float = HELDOUT_FRACTION, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """(train indices, held-out indices) of ``n`` images: a fixed permutation of ``seed``; the
     held-out part has ``round(fraction * n)`` images (at least 1), both sorted."""
+    k = heldout_size(n, fraction)
+    perm = np.random.default_rng([seed, n]).permutation(n)
+    return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def heldout_size(n: int, fraction: float = HELDOUT_FRACTION) -> int:
+    """How many of ``n`` images :func:`heldout_split` holds out."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"held-out fraction must be in (0, 1), got {fraction!r}")
-    perm = np.random.default_rng([seed, n]).permutation(n)
-    k = min(n - 1, max(1, int(round(fraction * n))))
-    return np.sort(perm[k:]), np.sort(perm[:k])
+    return min(n - 1, max(1, int(round(fraction * n))))
 
 
 # ----------------------------------------------------------------------------------- accuracy
@@ -251,7 +256,7 @@ def data_key(data: ImageSet, steps: Optional[int] = None, seed: int = 0,
              heldout_fraction: float = HELDOUT_FRACTION) -> str:
     """Hex digest of everything a trained classifier depends on: the image bytes and shape, the
     tags and class names, the training settings and ``VERSION``."""
-    steps = _steps(steps, len(heldout_split(len(data), heldout_fraction, seed)[0]))
+    steps = _steps(steps, len(data) - heldout_size(len(data), heldout_fraction))
     h = hashlib.sha256(json.dumps({
         "version": VERSION, "shape": list(data.images.shape), "hair_classes": list(data.hair_classes),
         "eye_classes": list(data.eye_classes), "steps": steps, "seed": seed, "batch": BATCH_SIZE,
