@@ -86,6 +86,8 @@ CONFIGS = {
     "n-critic-2": ("two discriminator updates per generator update (n_critic 2)", "dcgan", {"n_critic": 2}),
     "g-skip": ("RGB drawn at every generator resolution and summed, upsampled (StyleGAN2's skip generator)", "dcgan",
                {"g_skip": True}),
+    "g-cbn": ("conditional batch norm in the generator: each batch norm's scale and offset from the hair and eye "
+              "labels (de Vries et al. 2017; the projection GAN's generator)", "dcgan", {"g_cbn": True}),
     "d-residual": ("a shortcut avgpool + 1x1 convolution around each discriminator block, the sum scaled by "
                    "1/sqrt(2) (StyleGAN2's residual discriminator)", "dcgan", {"d_residual": True}),
     "g-deep": ("a 3x3 convolution after each generator upsampling but the last (g_depth 2, the default)", "dcgan",

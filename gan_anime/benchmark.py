@@ -61,7 +61,8 @@ def forward_flops(cfg) -> Dict[str, float]:
     Dense: 2 x in x out.  Conv2D: 2 x H_out x W_out x k^2 x C_in x C_out.  A stride-2 transposed
     conv: 2 x H_in x W_in x k^2 x C_in x C_out (each input pixel scatters a k x k x C_out patch).
     Element-wise layers (batch norm, activations, minibatch-stddev) are left out: they are a few
-    percent and what :func:`graph_flops` adds on top.
+    percent and what :func:`graph_flops` adds on top.  A conditional batch norm (``g_cbn``) of C channels
+    counts its two dense layers on the label vectors: 2 x 2 x labels x C.
     """
     from gan_anime.models.layers import attention_flops, num_blocks
     n, w, s = num_blocks(cfg.image_size), cfg.g_width, cfg.image_size
@@ -70,6 +71,10 @@ def forward_flops(cfg) -> Dict[str, float]:
     g = g_first = 2.0 * (cfg.noise_dim + labels) * 16 * c
     res = 4
     out_width = cfg.g_out_width
+    if cfg.g_cbn:   # the scale and offset of each batch norm: the seed's, every block's but the last, rgb_bn
+        norms = [c] + [c // 2 ** (i + 1) for i in range(n - 1) for _ in range(cfg.g_depth)] + [out_width] * bool(
+            out_width)
+        g += sum(4.0 * labels * ch for ch in norms)
     if cfg.g_skip:   # 1x1 convolutions to RGB at 4 px and after each block but the last
         g += sum(2.0 * (4 * 2 ** i) ** 2 * (c // 2 ** i) * 3 for i in range(n))
     for cin, cout in [(c // 2 ** i, c // 2 ** (i + 1)) for i in range(n - 1)] + [(w, out_width or 3)]:
@@ -217,7 +222,7 @@ def benchmark_config(gan: str = "dcgan", image_size: int = 64, width: Optional[i
     sizes = dict(image_size=image_size, g_width=width or base.g_width, d_width=width or base.d_width,
                  batch_size=batch_size or base.batch_size)
     classes = dict(conditional=False)
-    if get_variant(gan).needs_tags:
+    if get_variant(gan).needs_tags or fields.get("g_cbn"):   # conditional batch norm needs labels too
         classes = dict(conditional=True, num_hair=12, num_eye=10, hair_classes=tuple(map(str, range(12))),
                        eye_classes=tuple(map(str, range(10))))
     return Config.for_gan(gan, **{**sizes, **classes, "checkpoint_every": 0, **fields})

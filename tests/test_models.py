@@ -317,3 +317,75 @@ def test_build_models_from_config_and_registry():
     assert isinstance(g, Generator) and isinstance(d, Discriminator)
     with pytest.raises(ValueError, match="unknown gan 'stylegan9'; expected one of dcgan, acgan, wgan-gp, hinge"):
         build_models(Config(gan="stylegan9"))
+
+
+def _cbn_pair(**kw):
+    """A conditional generator with cbn and one without, 16 px, 3 hair and 2 eye classes, called once."""
+    plain, cbn = (Generator(16, noise_dim=8, width=4, num_hair=3, num_eye=2, depth=2, cbn=c, **kw)
+                  for c in (False, True))
+    z = tf.random.stateless_normal([6, 8], seed=[1, 2])
+    labels = (tf.constant([0, 1, 2, 0, 1, 2]), tf.constant([0, 1, 0, 1, 0, 1]))
+    plain(z, labels), cbn(z, labels)
+    return plain, cbn, z, labels
+
+
+def test_conditional_batch_norm_takes_scale_and_offset_from_the_labels():
+    """g_cbn: each of the generator's batch norms (no scale or offset of its own) is followed by (1 + gamma(y)) and
+    + beta(y), dense layers on the one-hot hair and eye vectors that start at zero; so a new cbn generator draws
+    what the plain one with the same weights draws, and the labels reach the images through the norms alone."""
+    from gan_anime.models.layers import ConditionalBatchNorm
+    plain, cbn, z, labels = _cbn_pair()
+    norms = [l for l in cbn._flatten_layers() if isinstance(l, ConditionalBatchNorm)]
+    assert sorted(l.name for l in norms) == ["g0_bn", "g0_bn1", "seed_bn"] and cbn.get_config()["cbn"] is True
+    assert sorted(tuple(l.gamma.kernel.shape) for l in norms) == [(5, 4), (5, 4), (5, 8)]   # 5 = 3 hair + 2 eye
+    # The same convolutions and dense layers, in the same order, once the plain norms' own gamma/beta are left out.
+    def core(g):
+        return [w for w in g.weights if not any(k in w.path for k in ("gamma", "beta", "moving"))]
+    assert [tuple(w.shape) for w in core(cbn)] == [tuple(w.shape) for w in core(plain)]
+    for p, c in zip(core(plain), core(cbn)):
+        c.assign(p)
+    assert np.allclose(cbn(z, labels, training=True), plain(z, labels, training=True), atol=1e-5)
+    # With the labels' rows of the first dense layer zeroed, only the norms can carry the labels.
+    kernel = cbn.project.kernel
+    kernel.assign(tf.concat([kernel[:8], tf.zeros_like(kernel[8:])], 0))
+    same_z = tf.repeat(z[:1], 3, axis=0)
+    hair = (tf.constant([0, 1, 2]), tf.constant([1, 1, 1]))
+    faces = cbn(same_z, hair, training=True).numpy()
+    assert np.allclose(faces[0], faces[1], atol=1e-6) and np.allclose(faces[1], faces[2], atol=1e-6)
+    for i, norm in enumerate(norms):
+        norm.gamma.kernel.assign(tf.random.stateless_normal(norm.gamma.kernel.shape, seed=[7, i]) * 0.5)
+        norm.beta.kernel.assign(tf.random.stateless_normal(norm.beta.kernel.shape, seed=[8, i]) * 0.5)
+    faces = cbn(same_z, hair, training=True).numpy()
+    assert np.abs(faces[0] - faces[1]).mean() > 1e-3 and np.abs(faces[1] - faces[2]).mean() > 1e-3
+    # Soft label vectors (interpolation) give what the class indices give.
+    soft = (tf.one_hot(labels[0], 3), tf.one_hot(labels[1], 2))
+    assert np.allclose(cbn(z, soft), cbn(z, labels), atol=1e-6)
+
+
+@pytest.mark.parametrize("kw", [dict(residual=True, out_width=4), dict(skip=True)], ids=["residual-out", "skip"])
+def test_conditional_batch_norm_checkpoints_every_weight(tmp_path, kw):
+    """Every weight of a cbn generator (also residual, out_width and skip ones) is in its checkpoint, and a fresh
+    generator restored from it draws the same faces."""
+    _, cbn, z, labels = _cbn_pair(**kw)
+    for w in cbn.weights:   # away from the initial values, which a missing restore would also give
+        w.assign(tf.random.stateless_normal(w.shape, seed=[len(w.path), 3]) * 0.1 + (1.0 if "variance" in w.path else 0))
+    path = tf.train.Checkpoint(g=cbn).save(str(tmp_path / "c"))
+    stored = [n for n, _ in tf.train.list_variables(path) if "VARIABLE_VALUE" in n and "save_counter" not in n]
+    assert len(stored) == len(cbn.weights)
+    fresh = Generator(16, noise_dim=8, width=4, num_hair=3, num_eye=2, depth=2, cbn=True, **kw)
+    fresh(z, labels)
+    tf.train.Checkpoint(g=fresh).restore(path).assert_consumed()
+    assert np.allclose(fresh(z, labels), cbn(z, labels), atol=1e-6)
+
+
+def test_conditional_batch_norm_needs_labels():
+    from gan_anime.config import validate
+    with pytest.raises(ValueError, match="g_cbn needs a conditional run"):
+        validate(Config(g_cbn=True, conditional=False))
+    validate(Config(g_cbn=True))     # conditional decided by the data: the built-in faces have tags
+    with pytest.raises(ValueError, match="g_cbn must be true or false"):
+        validate(Config(g_cbn="yes"))
+    a = Config()
+    assert set(a.architecture_diff(a.replace(g_cbn=True))) == {"g_cbn"}
+    with pytest.raises(ValueError, match="cbn needs a conditional generator"):
+        Generator(16, noise_dim=8, width=4, cbn=True)

@@ -70,6 +70,8 @@ flags.DEFINE_boolean("g_residual", None, f"With --g-depth > 1: each generator 3x
                      f"block, relu(x + bn(conv(x))) (default {_D.g_residual}).")
 flags.DEFINE_boolean("g_skip", None, f"The generator draws RGB at every resolution and sums them, each "
                      f"upsampled (StyleGAN2's skip generator; default {_D.g_skip}).")
+flags.DEFINE_boolean("g_cbn", None, f"Conditional runs: the generator's batch norms take their scale and offset "
+                     f"from the hair and eye labels (conditional batch norm; default {_D.g_cbn}).")
 flags.DEFINE_boolean("d_residual", None, f"A shortcut around each discriminator block: (block(x) + "
                      f"conv1x1(avgpool(x))) / sqrt(2) (StyleGAN2's residual discriminator; default {_D.d_residual}).")
 flags.DEFINE_integer("attention", None, f"A self-attention layer (SAGAN) at this feature resolution in both "

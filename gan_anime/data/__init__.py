@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Tuple
 
-from gan_anime.config import Config, check_data_source
+from gan_anime.config import G_CBN_NEEDS_TAGS, Config, check_data_source
 from gan_anime.data.folder import ImageSet, load_folder
 
 #: The built-in faces are always rendered with this seed, so every run trains on the same set.
@@ -38,6 +38,8 @@ def load_data(cfg: Config) -> Tuple[ImageSet, Config]:
     conditional = data.tagged if cfg.conditional is None else cfg.conditional
     if conditional and not data.tagged:
         raise ValueError("conditional training needs tags: give --tags with a CSV/JSON of filename,hair,eye")
+    if cfg.g_cbn and not conditional:
+        raise ValueError(G_CBN_NEEDS_TAGS)
     if conditional:
         cfg = cfg.replace(conditional=True, num_hair=len(data.hair_classes), num_eye=len(data.eye_classes),
                           hair_classes=data.hair_classes, eye_classes=data.eye_classes)

@@ -14,8 +14,8 @@ from typing import Optional, Tuple
 import keras
 import tensorflow as tf
 
-from gan_anime.models.layers import (MinibatchStddev, ResidualConv, SelfAttention, batch_norm, conv3x3, dcgan_init,
-                                     num_blocks, spectral_norm, up_block)
+from gan_anime.models.layers import (LabelledChain, MinibatchStddev, ResidualConv, SelfAttention, batch_norm, conv3x3,
+                                     dcgan_init, g_norm, num_blocks, spectral_norm, up_block)
 
 Labels = Optional[Tuple[tf.Tensor, tf.Tensor]]
 
@@ -37,33 +37,41 @@ class Generator(keras.Model):
     resolutions (StyleGAN2's "skip" generator, Karras et al. 2020; MSG-GAN): a 1x1 convolution draws RGB
     from the seed and from each block but the last, each sum is upsampled x2 (bilinear) and added to the next
     one's, and the last block's RGB (the upsampling to RGB, or ``out_width``'s convolution) is added at full size
-    before the tanh, so coarse shapes reach the image by a short path from the first steps.
+    before the tanh, so coarse shapes reach the image by a short path from the first steps.  ``cbn`` (conditional
+    only): every batch norm takes its scale and offset from the hair and eye vectors
+    (:class:`~gan_anime.models.layers.ConditionalBatchNorm`), besides their concatenation to the noise.
     """
 
     def __init__(self, image_size: int = 64, noise_dim: int = 100, width: int = 48,
                  num_hair: int = 0, num_eye: int = 0, upsample: str = "transpose", depth: int = 1,
-                 out_width: int = 0, residual: bool = False, attention: int = 0, skip: bool = False, **kwargs):
+                 out_width: int = 0, residual: bool = False, attention: int = 0, skip: bool = False,
+                 cbn: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.image_size, self.noise_dim, self.width = image_size, noise_dim, width
         self.num_hair, self.num_eye, self.upsample, self.depth = num_hair, num_eye, upsample, depth
         self.out_width, self.residual, self.attention = out_width, bool(residual), int(attention)
-        self.skip = bool(skip)
+        self.skip, self.cbn = bool(skip), bool(cbn)
+        if self.cbn and not self.conditional:
+            raise ValueError("cbn needs a conditional generator (num_hair and num_eye > 0)")
         n = num_blocks(image_size)
         seed_ch = width * 2 ** (n - 1)
         self.project = keras.layers.Dense(4 * 4 * seed_ch, use_bias=False,
                                           kernel_initializer=dcgan_init(), name="project")
         self.reshape = keras.layers.Reshape((4, 4, seed_ch))
-        self.seed_bn = batch_norm("seed_bn")
-        # Sequential, not a plain list: tf.train.Checkpoint only tracks layers held as attributes.
+        self.seed_bn = g_norm(seed_ch, "seed_bn", self.cbn)
+        # Sequential, not a plain list: tf.train.Checkpoint only tracks layers held as attributes.  With cbn a
+        # LabelledChain instead, which passes the labels on (a Sequential is built on symbolic inputs without them).
+        chain = LabelledChain if self.cbn else keras.Sequential
         body, ends = [], []   # ends: where each resolution's layers end in body
         for i in range(n - 1):
             ch = seed_ch // 2 ** (i + 1)
-            body += up_block(ch, upsample, f"g{i}") + [batch_norm(f"g{i}_bn"), keras.layers.ReLU()]
+            body += up_block(ch, upsample, f"g{i}") + [g_norm(ch, f"g{i}_bn", self.cbn), keras.layers.ReLU()]
             for j in range(1, depth):   # depth > 1: more 3x3 convolutions at this resolution
                 if residual:
-                    body.append(ResidualConv(ch, f"g{i}_conv{j}", f"g{i}_bn{j}", name=f"g{i}_res{j}"))
+                    body.append(ResidualConv(ch, f"g{i}_conv{j}", f"g{i}_bn{j}", self.cbn, name=f"g{i}_res{j}"))
                 else:
-                    body += [conv3x3(ch, f"g{i}_conv{j}"), batch_norm(f"g{i}_bn{j}"), keras.layers.ReLU()]
+                    body += [conv3x3(ch, f"g{i}_conv{j}"), g_norm(ch, f"g{i}_bn{j}", self.cbn),
+                             keras.layers.ReLU()]
             if attention == 8 * 2 ** i:
                 body.append(SelfAttention(ch, name=f"g{i}_attention"))
             ends.append(len(body))
@@ -71,18 +79,18 @@ class Generator(keras.Model):
             # the last (attributes: tracked)
             self.blocks = len(ends)
             for i, (start, end) in enumerate(zip([0] + ends, ends)):
-                setattr(self, f"block{i}", keras.Sequential(body[start:end], name=f"block{i}"))
+                setattr(self, f"block{i}", chain(body[start:end], name=f"block{i}"))
             for i, ch in enumerate([seed_ch] + [seed_ch // 2 ** (i + 1) for i in range(n - 1)]):
                 setattr(self, f"skip_rgb{i}", keras.layers.Conv2D(3, 1, kernel_initializer=dcgan_init(),
                                                                   name=f"skip_rgb{i}"))
         else:
-            self.body = keras.Sequential(body, name="body")
+            self.body = chain(body, name="body")
         if out_width:   # features at the output resolution, then a 3x3 convolution to RGB
-            rgb = up_block(out_width, upsample, "rgb") + [batch_norm("rgb_bn"), keras.layers.ReLU(),
+            rgb = up_block(out_width, upsample, "rgb") + [g_norm(out_width, "rgb_bn", self.cbn), keras.layers.ReLU(),
                                                           conv3x3(3, "rgb_conv")]
         else:
             rgb = up_block(3, upsample, "rgb", last=True)
-        self.to_rgb = keras.Sequential(rgb, name="to_rgb")
+        self.to_rgb = chain(rgb, name="to_rgb")
         self.out_act = keras.layers.Activation("tanh", dtype="float32", name="tanh")
 
     @property
@@ -90,23 +98,28 @@ class Generator(keras.Model):
         return self.num_hair > 0 and self.num_eye > 0
 
     def call(self, z, labels: Labels = None, training: bool = False):
-        x = z
+        x, y = z, None
         if self.conditional:
             if labels is None:
                 raise ValueError("this generator is conditional: pass labels=(hair, eye)")
             hair, eye = labels
-            x = tf.concat([tf.cast(z, self.compute_dtype), self._one_hot(hair, self.num_hair, "hair"),
-                           self._one_hot(eye, self.num_eye, "eye")], axis=-1)
+            y = tf.concat([self._one_hot(hair, self.num_hair, "hair"), self._one_hot(eye, self.num_eye, "eye")],
+                          axis=-1)
+            x = tf.concat([tf.cast(z, self.compute_dtype), y], axis=-1)
         x = self.reshape(self.project(x))
-        x = tf.nn.relu(self.seed_bn(x, training=training))
+        x = tf.nn.relu(self._run(self.seed_bn, x, y, training))
         if not self.skip:
-            x = self.body(x, training=training)
-            return self.out_act(self.to_rgb(x))
+            return self.out_act(self._run(self.to_rgb, self._run(self.body, x, y, training), y, training))
         rgb = self.skip_rgb0(x)
         for i in range(self.blocks):
-            x = getattr(self, f"block{i}")(x, training=training)
+            x = self._run(getattr(self, f"block{i}"), x, y, training)
             rgb = _up2(rgb) + getattr(self, f"skip_rgb{i + 1}")(x)
-        return self.out_act(_up2(rgb) + self.to_rgb(x))
+        return self.out_act(_up2(rgb) + self._run(self.to_rgb, x, y, training))
+
+    def _run(self, layer, x, y, training):
+        """``layer`` on ``x``; with ``cbn`` (a LabelledChain or a ConditionalBatchNorm) also on the label vectors
+        ``y`` [B, num_hair + num_eye]."""
+        return layer(x, y, training=training) if self.cbn else layer(x, training=training)
 
     def _one_hot(self, labels, depth: int, what: str):
         """int [B] class indices -> one-hot [B, depth]; float [B, depth] (soft) vectors pass as they are.
@@ -125,7 +138,7 @@ class Generator(keras.Model):
         return {"image_size": self.image_size, "noise_dim": self.noise_dim, "width": self.width,
                 "num_hair": self.num_hair, "num_eye": self.num_eye, "upsample": self.upsample,
                 "depth": self.depth, "out_width": self.out_width, "residual": self.residual,
-                "attention": self.attention, "skip": self.skip}
+                "attention": self.attention, "skip": self.skip, "cbn": self.cbn}
 
 
 def _up2(x):

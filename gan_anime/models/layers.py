@@ -95,27 +95,105 @@ def conv3x3(filters: int, name: str, use_bias: bool = False):
                                name=name)
 
 
+class ConditionalBatchNorm(keras.layers.Layer):
+    """Batch norm whose scale and offset are functions of the labels (conditional batch norm: de Vries et al.
+    2017; the generator of Miyato & Koyama 2018's projection GAN, and BigGAN's).
+
+    ``x`` [B, H, W, C] (or [B, C]) is normalised by a batch norm without its own scale and offset, then
+    ``x̂ * (1 + gamma(y)) + beta(y)``, where ``y`` [B, L] is the concatenated one-hot (or soft) hair and eye
+    vectors and gamma, beta are dense layers L -> C.  Both start at zero, so a new layer is a plain batch norm
+    and each class learns how to move its own channels.  The statistics span the global batch (``batch_norm``).
+    """
+
+    takes_labels = True     # Generator passes the label vectors to layers that say so
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.bn = keras.layers.BatchNormalization(synchronized=True, momentum=0.9, epsilon=1e-5, center=False,
+                                                  scale=False, name="bn")
+        self.gamma = keras.layers.Dense(self.channels, kernel_initializer="zeros", name="gamma")
+        self.beta = keras.layers.Dense(self.channels, kernel_initializer="zeros", name="beta")
+
+    def build(self, x_shape, labels_shape):
+        self.bn.build(x_shape)
+        self.gamma.build(labels_shape)
+        self.beta.build(labels_shape)
+        self.built = True
+
+    def call(self, x, labels, training=False):
+        labels = tf.cast(labels, self.compute_dtype)
+        shape = [-1] + [1] * (len(x.shape) - 2) + [self.channels]   # [B, 1, 1, C] for feature maps
+        gamma = tf.reshape(self.gamma(labels), shape)
+        beta = tf.reshape(self.beta(labels), shape)
+        return self.bn(x, training=training) * (1.0 + gamma) + beta
+
+    def compute_output_shape(self, x_shape, labels_shape=None):
+        return x_shape
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+class LabelledChain(keras.layers.Layer):
+    """Layers applied in turn, like ``keras.Sequential``, passing the label vectors to those that take them
+    (``takes_labels``: a :class:`ConditionalBatchNorm`, a conditional :class:`ResidualConv`).
+    x: [B, ...], labels: [B, L] -> the last layer's output."""
+
+    def __init__(self, layers, **kwargs):
+        super().__init__(**kwargs)
+        self.length = len(layers)
+        for k, layer in enumerate(layers):   # attributes, not a list: tf.train.Checkpoint tracks these
+            setattr(self, f"layer{k}", layer)
+
+    @property
+    def chain(self):
+        return [getattr(self, f"layer{k}") for k in range(self.length)]
+
+    def build(self, x_shape, labels_shape=None):   # each layer builds on its first call, with its input's shape
+        self.built = True
+
+    def call(self, x, labels=None, training=False):
+        for layer in self.chain:
+            if getattr(layer, "takes_labels", False):
+                x = layer(x, labels, training=training)
+            else:
+                x = layer(x, training=training)
+        return x
+
+
+def g_norm(channels: int, name: str, conditional: bool):
+    """The generator's batch norm: :func:`batch_norm`, or a :class:`ConditionalBatchNorm` of ``channels``."""
+    return ConditionalBatchNorm(channels, name=name) if conditional else batch_norm(name)
+
+
 class ResidualConv(keras.layers.Layer):
     """``relu(x + bn(conv3x3(x)))``: a 3x3 convolution (no bias) and batch norm with an identity shortcut
     (He et al. 2016), the same arithmetic as the plain conv + batch norm + ReLU it replaces.
     x: [B, H, W, filters] -> the same shape."""
 
-    def __init__(self, filters: int, conv_name: str, bn_name: str, **kwargs):
+    def __init__(self, filters: int, conv_name: str, bn_name: str, conditional: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.conv = conv3x3(filters, conv_name)
-        self.bn = batch_norm(bn_name)
+        self.bn = g_norm(filters, bn_name, conditional)
+        self.takes_labels = bool(conditional)    # a conditional batch norm: Generator passes the labels
 
-    def build(self, input_shape):
-        self.conv.build(input_shape)
-        self.bn.build((*input_shape[:-1], self.filters))
+    def build(self, x_shape, labels_shape=None):   # named after call's arguments, as Keras matches them
+        self.conv.build(x_shape)
+        if self.takes_labels:
+            self.bn.build((*x_shape[:-1], self.filters), labels_shape)
+        else:
+            self.bn.build((*x_shape[:-1], self.filters))
         self.built = True
 
-    def call(self, x, training=False):
-        return tf.nn.relu(x + self.bn(self.conv(x), training=training))
+    def call(self, x, labels=None, training=False):
+        h = self.conv(x)
+        h = self.bn(h, labels, training=training) if self.takes_labels else self.bn(h, training=training)
+        return tf.nn.relu(x + h)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
+    def compute_output_shape(self, x_shape, labels_shape=None):
+        return x_shape
 
 
 def attention_widths(channels: int):
