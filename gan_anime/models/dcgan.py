@@ -1,7 +1,7 @@
 """DCGAN generator and discriminator (Radford et al. 2016), optionally conditional on hair and eye colour.
 
 Conditioning: the generator gets one-hot hair and eye labels appended to the
-noise.  The discriminator either uses projection (``heads="projection"``, Miyato & Koyama 2018):
+noise (and with ``cbn`` also as the scale and offset of every batch norm).  The discriminator either uses projection (``heads="projection"``, Miyato & Koyama 2018):
 one learned embedding per class, dotted with the discriminator's features and added to the
 logit; or classifier heads (``heads="classifier"``, ACGAN, Odena et al. 2017): it takes no
 labels and predicts hair and eye classes beside its real/fake logit.
