@@ -1,10 +1,10 @@
 """DCGAN generator and discriminator (Radford et al. 2016), optionally conditional on hair and eye colour.
 
-Conditioning: the generator gets one-hot hair and eye labels appended to the
-noise (and with ``cbn`` also as the scale and offset of every batch norm).  The discriminator either uses projection (``heads="projection"``, Miyato & Koyama 2018):
-one learned embedding per class, dotted with the discriminator's features and added to the
-logit; or classifier heads (``heads="classifier"``, ACGAN, Odena et al. 2017): it takes no
-labels and predicts hair and eye classes beside its real/fake logit.
+Conditioning: the generator gets one-hot hair and eye labels appended to the noise (and with ``cbn`` also
+as the scale and offset of every batch norm).  The discriminator either uses projection
+(``heads="projection"``, Miyato & Koyama 2018): one learned embedding per class, dotted with the
+discriminator's features and added to the logit; or classifier heads (``heads="classifier"``, ACGAN,
+Odena et al. 2017): it takes no labels and predicts hair and eye classes beside its real/fake logit.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Optional, Tuple
 import keras
 import tensorflow as tf
 
-from gan_anime.models.layers import (LabelledChain, MinibatchStddev, ResidualConv, SelfAttention, batch_norm, conv3x3,
-                                     dcgan_init, g_norm, num_blocks, spectral_norm, up_block)
+from gan_anime.models.layers import (LabelledChain, MinibatchStddev, ResidualConv, SelfAttention, batch_norm,
+                                     call_with_labels, conv3x3, dcgan_init, g_norm, num_blocks, spectral_norm, up_block)
 
 Labels = Optional[Tuple[tf.Tensor, tf.Tensor]]
 
@@ -107,19 +107,15 @@ class Generator(keras.Model):
                           axis=-1)
             x = tf.concat([tf.cast(z, self.compute_dtype), y], axis=-1)
         x = self.reshape(self.project(x))
-        x = tf.nn.relu(self._run(self.seed_bn, x, y, training))
+        x = tf.nn.relu(call_with_labels(self.seed_bn, x, y, training))
         if not self.skip:
-            return self.out_act(self._run(self.to_rgb, self._run(self.body, x, y, training), y, training))
+            return self.out_act(call_with_labels(self.to_rgb, call_with_labels(self.body, x, y, training), y, training))
         rgb = self.skip_rgb0(x)
         for i in range(self.blocks):
-            x = self._run(getattr(self, f"block{i}"), x, y, training)
+            x = call_with_labels(getattr(self, f"block{i}"), x, y, training)
             rgb = _up2(rgb) + getattr(self, f"skip_rgb{i + 1}")(x)
-        return self.out_act(_up2(rgb) + self._run(self.to_rgb, x, y, training))
+        return self.out_act(_up2(rgb) + call_with_labels(self.to_rgb, x, y, training))
 
-    def _run(self, layer, x, y, training):
-        """``layer`` on ``x``; with ``cbn`` (a LabelledChain or a ConditionalBatchNorm) also on the label vectors
-        ``y`` [B, num_hair + num_eye]."""
-        return layer(x, y, training=training) if self.cbn else layer(x, training=training)
 
     def _one_hot(self, labels, depth: int, what: str):
         """int [B] class indices -> one-hot [B, depth]; float [B, depth] (soft) vectors pass as they are.

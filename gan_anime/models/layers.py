@@ -12,7 +12,7 @@ def dcgan_init():
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def batch_norm(name=None):
+def batch_norm(name=None, affine: bool = True):
     """Batch norm whose statistics span the *global* batch under ``tf.distribute``.
 
     Plain ``BatchNormalization`` normalises each replica's slice on its own, so two
@@ -20,7 +20,8 @@ def batch_norm(name=None):
     the moments and matches a single device.  Momentum 0.9 lets the moving
     statistics (used by ``generate``) keep up with a fast-changing generator.
     """
-    return keras.layers.BatchNormalization(synchronized=True, momentum=0.9, epsilon=1e-5, name=name)
+    return keras.layers.BatchNormalization(synchronized=True, momentum=0.9, epsilon=1e-5, center=affine,
+                                           scale=affine, name=name)
 
 
 class MinibatchStddev(keras.layers.Layer):
@@ -110,8 +111,7 @@ class ConditionalBatchNorm(keras.layers.Layer):
     def __init__(self, channels: int, **kwargs):
         super().__init__(**kwargs)
         self.channels = int(channels)
-        self.bn = keras.layers.BatchNormalization(synchronized=True, momentum=0.9, epsilon=1e-5, center=False,
-                                                  scale=False, name="bn")
+        self.bn = batch_norm("bn", affine=False)
         self.gamma = keras.layers.Dense(self.channels, kernel_initializer="zeros", name="gamma")
         self.beta = keras.layers.Dense(self.channels, kernel_initializer="zeros", name="beta")
 
@@ -135,10 +135,20 @@ class ConditionalBatchNorm(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels}
 
 
+def call_with_labels(layer, x, labels, training):
+    """``layer`` on ``x``, and on the label vectors ``labels`` [B, L] too when it says it takes them
+    (``takes_labels``)."""
+    if getattr(layer, "takes_labels", False):
+        return layer(x, labels, training=training)
+    return layer(x, training=training)
+
+
 class LabelledChain(keras.layers.Layer):
     """Layers applied in turn, like ``keras.Sequential``, passing the label vectors to those that take them
     (``takes_labels``: a :class:`ConditionalBatchNorm`, a conditional :class:`ResidualConv`).
     x: [B, ...], labels: [B, L] -> the last layer's output."""
+
+    takes_labels = True
 
     def __init__(self, layers, **kwargs):
         super().__init__(**kwargs)
@@ -155,10 +165,7 @@ class LabelledChain(keras.layers.Layer):
 
     def call(self, x, labels=None, training=False):
         for layer in self.chain:
-            if getattr(layer, "takes_labels", False):
-                x = layer(x, labels, training=training)
-            else:
-                x = layer(x, training=training)
+            x = call_with_labels(layer, x, labels, training)
         return x
 
 
@@ -188,9 +195,7 @@ class ResidualConv(keras.layers.Layer):
         self.built = True
 
     def call(self, x, labels=None, training=False):
-        h = self.conv(x)
-        h = self.bn(h, labels, training=training) if self.takes_labels else self.bn(h, training=training)
-        return tf.nn.relu(x + h)
+        return tf.nn.relu(x + call_with_labels(self.bn, self.conv(x), labels, training))
 
     def compute_output_shape(self, x_shape, labels_shape=None):
         return x_shape
