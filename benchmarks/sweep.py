@@ -88,6 +88,8 @@ CONFIGS = {
                {"g_skip": True}),
     "g-cbn": ("conditional batch norm in the generator: each batch norm's scale and offset from the hair and eye "
               "labels (de Vries et al. 2017; the projection GAN's generator)", "dcgan", {"g_cbn": True}),
+    "g-sle": ("skip-layer excitation in the generator (FastGAN, Liu et al. 2021): the 16 and 32 px blocks' outputs "
+              "scaled channel by channel by gates drawn from the 4 and 8 px features", "dcgan", {"g_sle": True}),
     "d-residual": ("a shortcut avgpool + 1x1 convolution around each discriminator block, the sum scaled by "
                    "1/sqrt(2) (StyleGAN2's residual discriminator)", "dcgan", {"d_residual": True}),
     "g-deep": ("a 3x3 convolution after each generator upsampling but the last (g_depth 2, the default)", "dcgan",

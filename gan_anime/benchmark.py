@@ -62,7 +62,8 @@ def forward_flops(cfg) -> Dict[str, float]:
     conv: 2 x H_in x W_in x k^2 x C_in x C_out (each input pixel scatters a k x k x C_out patch).
     Element-wise layers (batch norm, activations, minibatch-stddev) are left out: they are a few
     percent and what :func:`graph_flops` adds on top.  A conditional batch norm (``g_cbn``) of C channels
-    counts its two dense layers on the label vectors: 2 x 2 x labels x C.
+    counts its two dense layers on the label vectors: 2 x 2 x labels x C; a skip-layer excitation
+    (``g_sle``) its two convolutions on the 4x4-pooled features.
     """
     from gan_anime.models.layers import attention_flops, num_blocks
     n, w, s = num_blocks(cfg.image_size), cfg.g_width, cfg.image_size
@@ -75,6 +76,10 @@ def forward_flops(cfg) -> Dict[str, float]:
         norms = [c] + [c // 2 ** (i + 1) for i in range(n - 1) for _ in range(cfg.g_depth)] + [out_width] * bool(
             out_width)
         g += sum(4.0 * labels * ch for ch in norms)
+    if cfg.g_sle:   # each block i >= 1 gated from features[i - 1] (c // 2**(i-1) channels, pooled to 4x4): a 4x4
+        # convolution to the block's c // 2**(i+1) channels, then a 1x1 one (the pooling and the products left out)
+        g += sum(2.0 * 16 * (c // 2 ** (i - 1)) * (c // 2 ** (i + 1)) + 2.0 * (c // 2 ** (i + 1)) ** 2
+                 for i in range(1, n - 1))
     if cfg.g_skip:   # 1x1 convolutions to RGB at 4 px and after each block but the last
         g += sum(2.0 * (4 * 2 ** i) ** 2 * (c // 2 ** i) * 3 for i in range(n))
     for cin, cout in [(c // 2 ** i, c // 2 ** (i + 1)) for i in range(n - 1)] + [(w, out_width or 3)]:

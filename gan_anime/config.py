@@ -34,8 +34,8 @@ FACES_COUNT = 10000
 #: Config fields that define the networks' shapes: a resumed run may not change them.
 ARCHITECTURE_FIELDS = (
     "gan", "image_size", "noise_dim", "g_width", "d_width", "conditional",
-    "num_hair", "num_eye", "upsample", "g_depth", "g_residual", "g_out_width", "g_skip", "g_cbn", "d_depth", "d_residual",
-    "attention", "d_norm", "mbstd_group",
+    "num_hair", "num_eye", "upsample", "g_depth", "g_residual", "g_out_width", "g_skip", "g_cbn", "g_sle",
+    "d_depth", "d_residual", "attention", "d_norm", "mbstd_group",
 )
 
 #: Config.g_cbn on an unconditional run (validate(), and load_data() once a folder turns out to have no tags).
@@ -99,6 +99,7 @@ class Config:
     g_out_width: int = 0                    # >0: last upsampling to this many channels, then a 3x3 conv to RGB
     g_skip: bool = False                    # RGB drawn at every resolution and summed, upsampled (StyleGAN2's skip G)
     g_cbn: bool = False                     # conditional batch norm in G: scale and offset from the hair/eye labels
+    g_sle: bool = False                     # G's blocks from 16 px gated by features at 1/4 resolution (FastGAN SLE)
     d_depth: int = 1                        # discriminator convolutions per resolution: the strided one + 3x3s
     d_residual: bool = False                # a shortcut avgpool + 1x1 conv around each D block (StyleGAN2's residual D)
     attention: int = 0                      # >0: a self-attention layer (SAGAN) at this resolution in G and D
@@ -324,11 +325,13 @@ def validate(cfg: Config) -> Config:
     for name in ("generate_per_epoch", "checkpoint_every", "mbstd_group", "max_steps", "seed",
                  "num_hair", "num_eye", "fid_every", "max_rollbacks", "stream", "rollbacks", "g_out_width"):
         _positive_int(name, getattr(cfg, name), allow_zero=True)
-    for name in ("g_residual", "g_skip", "g_cbn", "d_residual"):
+    for name in ("g_residual", "g_skip", "g_cbn", "g_sle", "d_residual"):
         if not isinstance(getattr(cfg, name), bool):
             raise ValueError(f"{name} must be true or false, got {getattr(cfg, name)!r}")
     if cfg.g_cbn and cfg.conditional is False:
         raise ValueError(G_CBN_NEEDS_TAGS)
+    if cfg.g_sle and cfg.image_size < 32:
+        raise ValueError(f"g_sle needs image_size >= 32 (a generator block at 16 px to gate), got {cfg.image_size}")
     if cfg.g_residual and cfg.g_depth < 2:
         raise ValueError("g_residual needs g_depth >= 2 (it makes the generator's 3x3 convolutions residual), "
                          f"got g_depth {cfg.g_depth}")

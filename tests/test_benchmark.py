@@ -33,10 +33,10 @@ def _step_graph_flops(tmp_path, gan, op_types, **fields):
     ("dcgan", {"d_depth": 2}), ("hinge", {"d_depth": 3}), ("dcgan", {"g_out_width": 8, "upsample": "blur"}),
     ("dcgan", {"g_residual": True}), ("dcgan", {"attention": 16}), ("hinge", {"attention": 8}),
     ("wgan-gp", {"attention": 16}), ("dcgan", {"g_skip": True}),
-    ("dcgan", {"d_residual": True}), ("dcgan", {"g_cbn": True, "g_out_width": 8}),
+    ("dcgan", {"d_residual": True}), ("dcgan", {"g_cbn": True, "g_out_width": 8}), ("dcgan", {"g_sle": True}),
 ], ids=["dcgan", "nearest", "no-mbstd", "acgan", "wgan-gp", "blur-depth2", "nearest-depth3", "d-depth2", "hinge-d-depth3",
          "out-width-blur", "residual", "attention16", "hinge-attention8", "wgan-gp-attention16",
-         "skip", "d-residual", "cbn-out-width"])
+         "skip", "d-residual", "cbn-out-width", "sle"])
 def test_hand_count_matches_the_traced_step(tmp_path, gan, fields):
     from gan_anime.benchmark import HEAVY_OPS, layer_flops_per_image
     cfg, flops = _step_graph_flops(tmp_path, gan, HEAVY_OPS, **fields)

@@ -288,6 +288,8 @@ def test_wrong_invocations_exit_2_with_one_line(cli_env, tmp_path):
     (["--train", "--g-residual", "--g-depth", "1"], "--g-residual: g_residual needs g_depth >= 2"),
     (["--train", "--g-cbn", "--data-dir", "."], "--g-cbn: needs hair/eye tags: give --tags FILE with --data-dir"),
     (["--load", "--g-cbn"], "--g-cbn: cannot change the architecture of a saved run"),
+    (["--train", "--g-sle", "--image-size", "16"], "--g-sle: g_sle needs image_size >= 32"),
+    (["--load", "--g-sle"], "--g-sle: cannot change the architecture of a saved run"),
     (["--load", "--attention", "16"], "--attention: cannot change the architecture of a saved run"),
     (["--train", "--attention", "12"], "--attention: attention must be 0 (off) or a feature resolution"),
     (["--train", "--d-depth", "0"], "--d-depth: expected a positive integer, got 0"),

@@ -389,3 +389,98 @@ def test_conditional_batch_norm_needs_labels():
     assert set(a.architecture_diff(a.replace(g_cbn=True))) == {"g_cbn"}
     with pytest.raises(ValueError, match="cbn needs a conditional generator"):
         Generator(16, noise_dim=8, width=4, cbn=True)
+
+
+def test_skip_layer_excitation_gates_channels_from_pooled_low_resolution_features():
+    """SkipExcitation: high * sigmoid(excite(silu(squeeze(avgpool_to_4x4(low))))), one gate per image and channel."""
+    from gan_anime.models.layers import SkipExcitation
+    layer = SkipExcitation(3, name="sle")
+    high = tf.random.stateless_normal([2, 16, 16, 3], seed=[1, 2])
+    low = tf.random.stateless_normal([2, 8, 8, 5], seed=[3, 4])
+    layer(high, low)
+    assert tuple(layer.squeeze.kernel.shape) == (4, 4, 5, 3) and tuple(layer.excite.kernel.shape) == (1, 1, 3, 3)
+    layer.squeeze.kernel.assign(tf.random.stateless_normal([4, 4, 5, 3], seed=[5, 6]) * 0.3)
+    layer.excite.kernel.assign(tf.random.stateless_normal([1, 1, 3, 3], seed=[7, 8]))
+    pooled = low.numpy().reshape(2, 4, 2, 4, 2, 5).mean(axis=(2, 4))                 # 8x8 -> 4x4
+    s = np.einsum("bhwc,hwcd->bd", pooled, layer.squeeze.kernel.numpy())             # the 4x4 valid convolution
+    s = s / (1 + np.exp(-s))                                                          # Swish
+    gates = 1 / (1 + np.exp(-(s @ layer.excite.kernel.numpy()[0, 0])))              # [2, 3]
+    assert np.allclose(layer(high, low), high.numpy() * gates[:, None, None, :], atol=1e-5)
+    assert np.abs(gates[0] - gates[1]).max() > 1e-3                                   # each image its own gates
+    # low features already 4x4 are not pooled
+    assert np.allclose(layer(high, tf.constant(pooled)), high.numpy() * gates[:, None, None, :], atol=1e-5)
+
+
+def test_sle_generator_gates_the_16_and_32_px_blocks_from_the_4_and_8_px_features():
+    """g_sle at 64 px: the plain generator's weights plus two gates, 16 px from the seed and 32 px from the first
+    block's 8 px; with the gates at 1/2 (excite zeroed) and batch norm in inference mode (linear at its initial
+    statistics), everything after a gate is positively homogeneous, so the images are tanh(atanh(plain) / 4)."""
+    from gan_anime.benchmark import HEAVY_OPS, forward_flops, graph_flops
+    from gan_anime.models.layers import SkipExcitation
+    plain, sle = (Generator(64, noise_dim=8, width=2, depth=2, sle=s) for s in (False, True))
+    z = tf.random.stateless_normal([4, 8], seed=[1, 2])
+    plain(z), sle(z)
+    gates = [sle.sle1, sle.sle2]
+    assert not hasattr(sle, "sle0") and not hasattr(sle, "sle3") and sle.get_config()["sle"] is True
+    seen = {}
+    for gate in gates:
+        call = gate.call
+
+        def spy(high, low, gate=gate, call=call):
+            seen[gate.name] = (tuple(high.shape[1:]), tuple(low.shape[1:]))
+            return call(high, low)
+        gate.call = spy
+    sle(z)
+    assert seen == {"sle1": ((16, 16, 4), (4, 4, 16)), "sle2": ((32, 32, 2), (8, 8, 8))}
+
+    def key(w):
+        return tuple(w.path.split("/")[-2:])
+    by_path = {key(w): w for w in sle.weights}
+    assert set(by_path) - {key(w) for w in plain.weights} == {("squeeze", "kernel"), ("excite", "kernel")} and \
+        len(sle.weights) == len(plain.weights) + 4 and all(isinstance(g, SkipExcitation) for g in gates)
+    for i, w in enumerate(plain.weights):   # kernels large enough for images well away from 0; norms as built
+        if "kernel" in w.path:
+            w.assign(tf.random.stateless_normal(w.shape, seed=[i, 1]) * (0.3 if "project" in w.path else 0.2))
+        by_path[key(w)].assign(w)
+    for gate in gates:
+        gate.squeeze.kernel.assign(tf.random.stateless_normal(gate.squeeze.kernel.shape, seed=[3, 4]))
+        gate.excite.kernel.assign(tf.zeros_like(gate.excite.kernel))
+    faces = plain(z).numpy().astype(np.float64)
+    assert np.abs(faces).mean() > 0.01 and np.abs(faces).max() < 0.999   # away from 0 and from tanh's saturation
+    expected = np.tanh(np.arctanh(faces) / 4)
+    assert np.allclose(sle(z), expected, rtol=1e-4, atol=1e-6)
+    gates[1].excite.kernel.assign(tf.random.stateless_normal(gates[1].excite.kernel.shape, seed=[5, 6]))
+    assert np.abs(sle(z).numpy() - expected).mean() > 1e-3
+    # the hand count adds exactly the gates' two convolutions each
+    traced = [graph_flops(tf.function(lambda x, g=g: g(x)).get_concrete_function(tf.TensorSpec([1, 8])), HEAVY_OPS)
+              for g in (plain, sle)]
+    cfg = Config(image_size=64, noise_dim=8, g_width=2, g_depth=2)
+    hand = forward_flops(cfg.replace(g_sle=True))["G"] - forward_flops(cfg)["G"]
+    assert traced[1] - traced[0] == hand == 2 * (16 * 16 * 4 + 4 * 4) + 2 * (16 * 8 * 2 + 2 * 2)
+
+
+def test_sle_generator_checkpoints_and_validates(tmp_path):
+    from gan_anime.config import validate
+    kw = dict(noise_dim=8, width=4, num_hair=3, num_eye=2, depth=2, sle=True)
+    g = Generator(32, **kw)
+    z, labels = tf.random.stateless_normal([3, 8], seed=[1, 2]), (tf.constant([0, 1, 2]), tf.constant([0, 1, 0]))
+    g(z, labels)
+    for w in g.weights:   # away from the initial values, which a missing restore would also give
+        w.assign(tf.random.stateless_normal(w.shape, seed=[len(w.path), 3]) * 0.1 + (1.0 if "variance" in w.path else 0))
+    path = tf.train.Checkpoint(g=g).save(str(tmp_path / "c"))
+    stored = [n for n, _ in tf.train.list_variables(path) if "VARIABLE_VALUE" in n and "save_counter" not in n]
+    assert len(stored) == len(g.weights) and any("sle1" in n for n in stored)
+    fresh = Generator(32, **kw)
+    fresh(z, labels)
+    tf.train.Checkpoint(g=fresh).restore(path).assert_consumed()
+    assert np.allclose(fresh(z, labels), g(z, labels), atol=1e-6)
+    with pytest.raises(ValueError, match="g_sle needs image_size >= 32 .a generator block at 16 px to gate., got 16"):
+        validate(Config(image_size=16, g_sle=True))
+    with pytest.raises(ValueError, match="g_sle must be true or false"):
+        validate(Config(g_sle=1))
+    with pytest.raises(ValueError, match="sle needs images of 32 px or more"):
+        Generator(16, noise_dim=8, width=4, sle=True)
+    a = Config()
+    assert set(a.architecture_diff(a.replace(g_sle=True))) == {"g_sle"}
+    g, _ = build_models(Config(image_size=32, g_width=4, d_width=4, g_sle=True, conditional=False))
+    assert g.sle and g(tf.zeros([2, 100])).shape == (2, 32, 32, 3)

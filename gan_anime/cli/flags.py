@@ -72,6 +72,9 @@ flags.DEFINE_boolean("g_skip", None, f"The generator draws RGB at every resoluti
                      f"upsampled (StyleGAN2's skip generator; default {_D.g_skip}).")
 flags.DEFINE_boolean("g_cbn", None, f"Conditional runs: the generator's batch norms take their scale and offset "
                      f"from the hair and eye labels (conditional batch norm; default {_D.g_cbn}).")
+flags.DEFINE_boolean("g_sle", None, f"32 px and up: each generator block from 16 px up is scaled channel by "
+                     f"channel by gates drawn from the features at a quarter of its resolution (FastGAN's "
+                     f"skip-layer excitation; default {_D.g_sle}).")
 flags.DEFINE_boolean("d_residual", None, f"A shortcut around each discriminator block: (block(x) + "
                      f"conv1x1(avgpool(x))) / sqrt(2) (StyleGAN2's residual discriminator; default {_D.d_residual}).")
 flags.DEFINE_integer("attention", None, f"A self-attention layer (SAGAN) at this feature resolution in both "

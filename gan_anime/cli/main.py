@@ -67,7 +67,7 @@ EXIT_NONFINITE, EXIT_INTERRUPTED, EXIT_SIGTERM = 1, 130, 143   # mistakes exit 2
 # Flags each routine accepts; anything else given is an error rather than silently ignored.
 _LOCATE = {"run_dir", "runs_root", "name"}
 _ARCHITECTURE = {"image_size", "noise_vector", "width", "d_norm", "upsample", "g_depth", "g_residual", "g_skip",
-                 "g_cbn", "d_depth", "d_residual", "attention"}
+                 "g_cbn", "g_sle", "d_depth", "d_residual", "attention"}
 _INFERENCE_ONLY = {"inference_count", "hair", "eye", "interpolate", "frames", "mode", "truncation"}
 LOAD_FLAGS = _LOCATE | {"gan", "epochs", "generate_per_epoch", "augment", "max_steps", "max_minutes",
                         "checkpoint_every", "log_every", "readback_every", "strategy", "xla", "precision",
@@ -78,8 +78,8 @@ MEDIA_FLAGS = {"media_dir"}
 _EVALUATE_ONLY = {"compare", "num_samples"}
 EVALUATE_FLAGS = _LOCATE | _EVALUATE_ONLY | {"batch_size", "fid_weights", "cache_dir", "checkpoint", "truncation"}
 BENCHMARK_FLAGS = {"gan", "image_size", "width", "batch_size", "steps", "xla", "precision", "noise_vector", "d_norm",
-                   "upsample", "g_depth", "g_residual", "g_skip", "g_cbn", "d_depth", "d_residual", "attention",
-                   "r1_gamma", "n_critic", "gp_weight", "diffaugment", "readback_every"}
+                   "upsample", "g_depth", "g_residual", "g_skip", "g_cbn", "g_sle", "d_depth", "d_residual",
+                   "attention", "r1_gamma", "n_critic", "gp_weight", "diffaugment", "readback_every"}
 _SERVE_ONLY = {"format", "export_dir", "port", "host"}
 EXPORT_FLAGS = _LOCATE | {"format", "export_dir", "checkpoint"}
 SERVE_FLAGS = _LOCATE | {"port", "host", "checkpoint"}
@@ -219,7 +219,7 @@ def train_config() -> Config:
         max_minutes=FLAGS.max_minutes,
         g_schedule=schedules and schedules[0], d_schedule=schedules and schedules[1],
         upsample=FLAGS.upsample, g_depth=FLAGS.g_depth, g_residual=FLAGS.g_residual, d_depth=FLAGS.d_depth,
-        g_skip=FLAGS.g_skip, g_cbn=FLAGS.g_cbn, d_residual=FLAGS.d_residual, attention=FLAGS.attention,
+        g_skip=FLAGS.g_skip, g_cbn=FLAGS.g_cbn, g_sle=FLAGS.g_sle, d_residual=FLAGS.d_residual, attention=FLAGS.attention,
         d_norm=FLAGS.d_norm,
         r1_gamma=FLAGS.r1_gamma,
         fid_every=FLAGS.fid_every, fid_samples=FLAGS.fid_samples,
@@ -505,8 +505,8 @@ def routine_benchmark() -> int:
     fields = {"noise_vector": "noise_dim", "d_norm": "d_norm", "r1_gamma": "r1_gamma", "n_critic": "n_critic",
               "gp_weight": "gp_weight", "diffaugment": "diffaugment", "precision": "precision",
               "readback_every": "readback_every", "upsample": "upsample", "g_depth": "g_depth",
-              "g_residual": "g_residual", "g_skip": "g_skip", "g_cbn": "g_cbn", "d_depth": "d_depth",
-              "attention": "attention", "d_residual": "d_residual"}
+              "g_residual": "g_residual", "g_skip": "g_skip", "g_cbn": "g_cbn", "g_sle": "g_sle",
+              "d_depth": "d_depth", "attention": "attention", "d_residual": "d_residual"}
     options = dict(gan=FLAGS.gan or "dcgan", image_size=FLAGS.image_size or 64, width=FLAGS.width,
                    batch_size=FLAGS.batch_size, jit_compile=FLAGS.xla,
                    **{field: getattr(FLAGS, name) for name, field in fields.items() if present(name)})

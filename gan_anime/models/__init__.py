@@ -19,7 +19,7 @@ def build_models(cfg: Config) -> Tuple[Generator, Discriminator]:
     with dtype_policy(POLICIES[resolve_precision(cfg.precision)]):
         g = Generator(cfg.image_size, cfg.noise_dim, cfg.g_width, hair, eye, cfg.upsample, cfg.g_depth,
                       out_width=cfg.g_out_width, residual=cfg.g_residual, attention=cfg.attention,
-                      skip=cfg.g_skip, cbn=cfg.g_cbn, name="generator")
+                      skip=cfg.g_skip, cbn=cfg.g_cbn, sle=cfg.g_sle, name="generator")
         d = Discriminator(cfg.image_size, cfg.d_width, hair, eye, cfg.d_norm, cfg.mbstd_group,
                           heads=variant.heads, sn=variant.spectral_norm, depth=cfg.d_depth, attention=cfg.attention,
                           residual=cfg.d_residual, name="discriminator")

@@ -14,8 +14,9 @@ from typing import Optional, Tuple
 import keras
 import tensorflow as tf
 
-from gan_anime.models.layers import (LabelledChain, MinibatchStddev, ResidualConv, SelfAttention, batch_norm,
-                                     call_with_labels, conv3x3, dcgan_init, g_norm, num_blocks, spectral_norm, up_block)
+from gan_anime.models.layers import (LabelledChain, MinibatchStddev, ResidualConv, SelfAttention, SkipExcitation,
+                                     batch_norm, call_with_labels, conv3x3, dcgan_init, g_norm, num_blocks,
+                                     spectral_norm, up_block)
 
 Labels = Optional[Tuple[tf.Tensor, tf.Tensor]]
 
@@ -39,21 +40,26 @@ class Generator(keras.Model):
     one's, and the last block's RGB (the upsampling to RGB, or ``out_width``'s convolution) is added at full size
     before the tanh, so coarse shapes reach the image by a short path from the first steps.  ``cbn`` (conditional
     only): every batch norm takes its scale and offset from the hair and eye vectors
-    (:class:`~gan_anime.models.layers.ConditionalBatchNorm`), besides their concatenation to the noise.
+    (:class:`~gan_anime.models.layers.ConditionalBatchNorm`), besides their concatenation to the noise.  ``sle``
+    (32 px and up): each block from 16 px up has its output scaled channel by channel by gates drawn from the
+    features at a quarter of its resolution (FastGAN's skip-layer excitation, Liu et al. 2021,
+    :class:`~gan_anime.models.layers.SkipExcitation`): at 64 px, 16 px from the 4 px seed and 32 px from 8 px.
     """
 
     def __init__(self, image_size: int = 64, noise_dim: int = 100, width: int = 48,
                  num_hair: int = 0, num_eye: int = 0, upsample: str = "transpose", depth: int = 1,
                  out_width: int = 0, residual: bool = False, attention: int = 0, skip: bool = False,
-                 cbn: bool = False, **kwargs):
+                 cbn: bool = False, sle: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.image_size, self.noise_dim, self.width = image_size, noise_dim, width
         self.num_hair, self.num_eye, self.upsample, self.depth = num_hair, num_eye, upsample, depth
         self.out_width, self.residual, self.attention = out_width, bool(residual), int(attention)
-        self.skip, self.cbn = bool(skip), bool(cbn)
+        self.skip, self.cbn, self.sle = bool(skip), bool(cbn), bool(sle)
         if self.cbn and not self.conditional:
             raise ValueError("cbn needs a conditional generator (num_hair and num_eye > 0)")
         n = num_blocks(image_size)
+        if self.sle and n < 3:
+            raise ValueError(f"sle needs images of 32 px or more (a block at 16 px), got {image_size}")
         seed_ch = width * 2 ** (n - 1)
         self.project = keras.layers.Dense(4 * 4 * seed_ch, use_bias=False,
                                           kernel_initializer=dcgan_init(), name="project")
@@ -75,14 +81,17 @@ class Generator(keras.Model):
             if attention == 8 * 2 ** i:
                 body.append(SelfAttention(ch, name=f"g{i}_attention"))
             ends.append(len(body))
-        if self.skip:   # a block per resolution, and 1x1 RGB outputs of the seed (4 px) and of each block but
-            # the last (attributes: tracked)
+        if self.skip or self.sle:   # a block per resolution (attributes: tracked), with skip 1x1 RGB outputs of
+            # the seed (4 px) and of each block but the last, with sle gates on each block from 16 px up
             self.blocks = len(ends)
             for i, (start, end) in enumerate(zip([0] + ends, ends)):
                 setattr(self, f"block{i}", chain(body[start:end], name=f"block{i}"))
-            for i, ch in enumerate([seed_ch] + [seed_ch // 2 ** (i + 1) for i in range(n - 1)]):
+            widths = [seed_ch] + [seed_ch // 2 ** (i + 1) for i in range(n - 1)]   # the seed's, each block's
+            for i, ch in enumerate(widths if self.skip else []):
                 setattr(self, f"skip_rgb{i}", keras.layers.Conv2D(3, 1, kernel_initializer=dcgan_init(),
                                                                   name=f"skip_rgb{i}"))
+            for i in range(1, self.blocks if self.sle else 1):   # block i: 8 * 2**i px, gated from features[i - 1]
+                setattr(self, f"sle{i}", SkipExcitation(widths[i + 1], name=f"sle{i}"))
         else:
             self.body = chain(body, name="body")
         if out_width:   # features at the output resolution, then a 3x3 convolution to RGB
@@ -108,13 +117,19 @@ class Generator(keras.Model):
             x = tf.concat([tf.cast(z, self.compute_dtype), y], axis=-1)
         x = self.reshape(self.project(x))
         x = tf.nn.relu(call_with_labels(self.seed_bn, x, y, training))
-        if not self.skip:
+        if not (self.skip or self.sle):
             return self.out_act(call_with_labels(self.to_rgb, call_with_labels(self.body, x, y, training), y, training))
-        rgb = self.skip_rgb0(x)
+        features = [x]   # the seed's, then each block's (what sle gates are drawn from)
+        rgb = self.skip_rgb0(x) if self.skip else None
         for i in range(self.blocks):
             x = call_with_labels(getattr(self, f"block{i}"), x, y, training)
-            rgb = _up2(rgb) + getattr(self, f"skip_rgb{i + 1}")(x)
-        return self.out_act(_up2(rgb) + call_with_labels(self.to_rgb, x, y, training))
+            if self.sle and i >= 1:
+                x = getattr(self, f"sle{i}")(x, features[i - 1])
+            features.append(x)
+            if self.skip:
+                rgb = _up2(rgb) + getattr(self, f"skip_rgb{i + 1}")(x)
+        out = call_with_labels(self.to_rgb, x, y, training)
+        return self.out_act(out if rgb is None else _up2(rgb) + out)
 
 
     def _one_hot(self, labels, depth: int, what: str):
@@ -134,7 +149,7 @@ class Generator(keras.Model):
         return {"image_size": self.image_size, "noise_dim": self.noise_dim, "width": self.width,
                 "num_hair": self.num_hair, "num_eye": self.num_eye, "upsample": self.upsample,
                 "depth": self.depth, "out_width": self.out_width, "residual": self.residual,
-                "attention": self.attention, "skip": self.skip, "cbn": self.cbn}
+                "attention": self.attention, "skip": self.skip, "cbn": self.cbn, "sle": self.sle}
 
 
 def _up2(x):

@@ -201,6 +201,40 @@ class ResidualConv(keras.layers.Layer):
         return x_shape
 
 
+class SkipExcitation(keras.layers.Layer):
+    """FastGAN's skip-layer excitation (Liu et al. 2021): channel gates for a high-resolution feature map, drawn
+    from a low-resolution one.  ``low`` [B, h, w, C_low] is average-pooled to 4x4, a 4x4 convolution (no padding)
+    makes ``channels`` numbers of it, then Swish, a 1x1 convolution and a sigmoid: gates in (0, 1) that scale
+    ``high`` [B, H, W, channels] channel by channel.  The coarse layout (where the face is, its pose) reaches the
+    fine features by a short path, and gradients reach the coarse layers by it."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.squeeze = keras.layers.Conv2D(channels, 4, padding="valid", use_bias=False,
+                                           kernel_initializer=dcgan_init(), name="squeeze")
+        self.excite = keras.layers.Conv2D(channels, 1, use_bias=False, kernel_initializer=dcgan_init(),
+                                          name="excite")
+
+    def build(self, high_shape, low_shape):   # named after call's arguments, as Keras matches them
+        self.squeeze.build((low_shape[0], 4, 4, low_shape[-1]))
+        self.excite.build((low_shape[0], 1, 1, self.channels))
+        self.built = True
+
+    def call(self, high, low):
+        if low.shape[1] != 4:   # the pooling FastGAN does with AdaptiveAvgPool2d(4); sizes are powers of two here
+            k = low.shape[1] // 4
+            low = tf.nn.avg_pool2d(low, k, k, "VALID")
+        gates = tf.sigmoid(self.excite(tf.nn.silu(self.squeeze(low))))
+        return high * gates
+
+    def compute_output_shape(self, high_shape, low_shape=None):
+        return high_shape
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
 def attention_widths(channels: int):
     """(query/key channels, value channels) of a :class:`SelfAttention` on ``channels``: C/8 and C/2, at least 1."""
     return max(1, channels // 8), max(1, channels // 2)
