@@ -367,15 +367,22 @@ def test_conditional_batch_norm_checkpoints_every_weight(tmp_path, kw):
     """Every weight of a cbn generator (also residual, out_width and skip ones) is in its checkpoint, and a fresh
     generator restored from it draws the same faces."""
     _, cbn, z, labels = _cbn_pair(**kw)
-    for w in cbn.weights:   # away from the initial values, which a missing restore would also give
+    _assert_checkpoint_holds_every_weight(
+        cbn, Generator(16, noise_dim=8, width=4, num_hair=3, num_eye=2, depth=2, cbn=True, **kw), z, labels, tmp_path)
+
+
+def _assert_checkpoint_holds_every_weight(g, fresh, z, labels, tmp_path):
+    """Every weight of the called generator ``g`` is in its checkpoint, and ``fresh`` (built the same way, not
+    called yet) restored from it draws the same faces."""
+    for w in g.weights:   # away from the initial values, which a missing restore would also give
         w.assign(tf.random.stateless_normal(w.shape, seed=[len(w.path), 3]) * 0.1 + (1.0 if "variance" in w.path else 0))
-    path = tf.train.Checkpoint(g=cbn).save(str(tmp_path / "c"))
+    path = tf.train.Checkpoint(g=g).save(str(tmp_path / "c"))
     stored = [n for n, _ in tf.train.list_variables(path) if "VARIABLE_VALUE" in n and "save_counter" not in n]
-    assert len(stored) == len(cbn.weights)
-    fresh = Generator(16, noise_dim=8, width=4, num_hair=3, num_eye=2, depth=2, cbn=True, **kw)
+    assert len(stored) == len(g.weights)
     fresh(z, labels)
     tf.train.Checkpoint(g=fresh).restore(path).assert_consumed()
-    assert np.allclose(fresh(z, labels), cbn(z, labels), atol=1e-6)
+    assert np.allclose(fresh(z, labels), g(z, labels), atol=1e-6)
+    return stored
 
 
 def test_conditional_batch_norm_needs_labels():
@@ -465,15 +472,8 @@ def test_sle_generator_checkpoints_and_validates(tmp_path):
     g = Generator(32, **kw)
     z, labels = tf.random.stateless_normal([3, 8], seed=[1, 2]), (tf.constant([0, 1, 2]), tf.constant([0, 1, 0]))
     g(z, labels)
-    for w in g.weights:   # away from the initial values, which a missing restore would also give
-        w.assign(tf.random.stateless_normal(w.shape, seed=[len(w.path), 3]) * 0.1 + (1.0 if "variance" in w.path else 0))
-    path = tf.train.Checkpoint(g=g).save(str(tmp_path / "c"))
-    stored = [n for n, _ in tf.train.list_variables(path) if "VARIABLE_VALUE" in n and "save_counter" not in n]
-    assert len(stored) == len(g.weights) and any("sle1" in n for n in stored)
-    fresh = Generator(32, **kw)
-    fresh(z, labels)
-    tf.train.Checkpoint(g=fresh).restore(path).assert_consumed()
-    assert np.allclose(fresh(z, labels), g(z, labels), atol=1e-6)
+    stored = _assert_checkpoint_holds_every_weight(g, Generator(32, **kw), z, labels, tmp_path)
+    assert any("sle1" in n for n in stored)
     with pytest.raises(ValueError, match="g_sle needs image_size >= 32 .a generator block at 16 px to gate., got 16"):
         validate(Config(image_size=16, g_sle=True))
     with pytest.raises(ValueError, match="g_sle must be true or false"):
