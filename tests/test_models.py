@@ -109,6 +109,12 @@ def test_residual_generator_needs_depth():
     assert set(a.architecture_diff(a.replace(g_residual=True))) == {"g_residual"}
 
 
+def _layer_path(w):
+    """A variable's (layer, name) below the model's own auto-numbered name and its block: what two generators
+    built with and without an option share."""
+    return tuple(w.path.split("/")[-2:])
+
+
 def test_skip_generator_sums_rgb_from_every_resolution():
     """g_skip: the plain generator's weights plus a 1x1 convolution to RGB at 4, 8 and 16 px (for 32 px images);
     with those zeroed the images are the plain generator's, and the 4 px one alone reaches the output as its
@@ -120,13 +126,11 @@ def test_skip_generator_sums_rgb_from_every_resolution():
     rgb = [skip.skip_rgb0, skip.skip_rgb1, skip.skip_rgb2]
     assert [tuple(l.kernel.shape) for l in rgb] == [(1, 1, 16, 3), (1, 1, 8, 3), (1, 1, 4, 3)]
     assert not hasattr(skip, "skip_rgb3") and skip.get_config()["skip"] is True
-    def key(w):   # the variable's path below the model's own (auto-numbered) name and its block
-        return w.path.split("/")[-2:]
-    extra = {tuple(key(w)) for w in skip.weights} - {tuple(key(w)) for w in plain.weights}
+    extra = {_layer_path(w) for w in skip.weights} - {_layer_path(w) for w in plain.weights}
     assert len(extra) == 6 and all("skip_rgb" in p[0] for p in extra)   # 3 kernels, 3 biases
-    by_path = {tuple(key(w)): w for w in skip.weights}
+    by_path = {_layer_path(w): w for w in skip.weights}
     for w in plain.weights:
-        w.assign(by_path[tuple(key(w))])
+        w.assign(by_path[_layer_path(w)])
     for layer in rgb:
         layer.kernel.assign(tf.zeros_like(layer.kernel))
     assert np.allclose(skip(z), plain(z), atol=1e-6)
@@ -439,16 +443,13 @@ def test_sle_generator_gates_the_16_and_32_px_blocks_from_the_4_and_8_px_feature
         gate.call = spy
     sle(z)
     assert seen == {"sle1": ((16, 16, 4), (4, 4, 16)), "sle2": ((32, 32, 2), (8, 8, 8))}
-
-    def key(w):
-        return tuple(w.path.split("/")[-2:])
-    by_path = {key(w): w for w in sle.weights}
-    assert set(by_path) - {key(w) for w in plain.weights} == {("squeeze", "kernel"), ("excite", "kernel")} and \
+    by_path = {_layer_path(w): w for w in sle.weights}
+    assert set(by_path) - {_layer_path(w) for w in plain.weights} == {("squeeze", "kernel"), ("excite", "kernel")} and \
         len(sle.weights) == len(plain.weights) + 4 and all(isinstance(g, SkipExcitation) for g in gates)
     for i, w in enumerate(plain.weights):   # kernels large enough for images well away from 0; norms as built
         if "kernel" in w.path:
             w.assign(tf.random.stateless_normal(w.shape, seed=[i, 1]) * (0.3 if "project" in w.path else 0.2))
-        by_path[key(w)].assign(w)
+        by_path[_layer_path(w)].assign(w)
     for gate in gates:
         gate.squeeze.kernel.assign(tf.random.stateless_normal(gate.squeeze.kernel.shape, seed=[3, 4]))
         gate.excite.kernel.assign(tf.zeros_like(gate.excite.kernel))

@@ -75,7 +75,7 @@ def test_resume_is_exact(tmp_path, image_dir):
     assert a.keys() == b.keys()
     # Every weight of every network is in the checkpoint (layers held in lists once were not).  All differing
     # values are reported at once (which networks, how many values, how far apart), not only the first key's.
-    differ = {k: f"{int((a[k] != b[k]).sum())}/{a[k].size} values, max |diff| {np.abs(a[k] - b[k]).max():.3g}"
+    differ = {k: f"{int((a[k] != b[k]).sum())}/{a[k].size} values, max |diff| {np.abs(a[k] - b[k].astype(np.float64)).max():.3g}"
               for k in a if not np.array_equal(a[k], b[k])}
     assert not differ, "\n".join(f"{k}: {v}" for k, v in sorted(differ.items()))
     # The CSV log holds each step exactly once.

@@ -87,11 +87,13 @@ class Generator(keras.Model):
             for i, (start, end) in enumerate(zip([0] + ends, ends)):
                 setattr(self, f"block{i}", chain(body[start:end], name=f"block{i}"))
             widths = [seed_ch] + [seed_ch // 2 ** (i + 1) for i in range(n - 1)]   # the seed's, each block's
-            for i, ch in enumerate(widths if self.skip else []):
-                setattr(self, f"skip_rgb{i}", keras.layers.Conv2D(3, 1, kernel_initializer=dcgan_init(),
-                                                                  name=f"skip_rgb{i}"))
-            for i in range(1, self.blocks if self.sle else 1):   # block i: 8 * 2**i px, gated from features[i - 1]
-                setattr(self, f"sle{i}", SkipExcitation(widths[i + 1], name=f"sle{i}"))
+            if self.skip:
+                for i in range(len(widths)):
+                    setattr(self, f"skip_rgb{i}", keras.layers.Conv2D(3, 1, kernel_initializer=dcgan_init(),
+                                                                      name=f"skip_rgb{i}"))
+            if self.sle:
+                for i in range(1, self.blocks):   # block i: 8 * 2**i px, gated from features[i - 1]
+                    setattr(self, f"sle{i}", SkipExcitation(widths[i + 1], name=f"sle{i}"))
         else:
             self.body = chain(body, name="body")
         if out_width:   # features at the output resolution, then a 3x3 convolution to RGB
@@ -130,7 +132,6 @@ class Generator(keras.Model):
                 rgb = _up2(rgb) + getattr(self, f"skip_rgb{i + 1}")(x)
         out = call_with_labels(self.to_rgb, x, y, training)
         return self.out_act(out if rgb is None else _up2(rgb) + out)
-
 
     def _one_hot(self, labels, depth: int, what: str):
         """int [B] class indices -> one-hot [B, depth]; float [B, depth] (soft) vectors pass as they are.
