@@ -271,6 +271,8 @@ def test_wrong_invocations_exit_2_with_one_line(cli_env, tmp_path):
     (["--train", "--batch-size", "many"], "--batch-size: expected an integer, got 'many'"),
     (["--train", "--image-size", "48"], "--image-size: expected one of 16, 32, 64, 128, got 48"),
     (["--train", "--r1-gamma", "-1"], "--r1-gamma: expected a non-negative number, got -1.0"),
+    (["--train", "--ema-decay", "1"], "--ema-decay: ema_decay must be in [0, 1), got 1.0"),
+    (["--load", "--ema-decay", "0.99"], "--ema-decay: cannot be changed by --load"),
     (["--train", "--d-norm", "layer"], "--d-norm: expected one of none|batch"),
     (["--train", "--strategy", "tpu"], "--strategy: expected one of auto|default|mirrored|multiworker"),
     (["--train", "--no-augment=1"], "--no-augment: takes no value"),
@@ -372,6 +374,15 @@ def test_schedule_flags_reach_the_optimizers(argv, g, d, tmp_path):
             opt.iterations.assign(step)
             assert float(opt.learning_rate) == pytest.approx(_expected_lr(kind, params, step), rel=1e-5), \
                 (step, kind)
+
+
+@pytest.mark.parametrize("argv, decay", [([], 0.999), (["--ema-decay", "0.9999"], 0.9999), (["--ema-decay=0"], 0.0)])
+def test_ema_decay_flag_reaches_the_trainer(argv, decay, tmp_path):
+    from gan_anime.training.trainer import Trainer
+    cli_flags.parse(["gan-anime", "--train", *TINY, "--run-dir", str(tmp_path / "run"), *argv])
+    cfg = cli_main.train_config()
+    assert cfg.ema_decay == decay
+    assert (Trainer(cfg.replace(conditional=False)).G_ema is None) == (decay == 0)
 
 
 # ------------------------------------------------------------------------------ flag syntax

@@ -90,6 +90,9 @@ flags.DEFINE_integer("epochs", None, f"Total epochs of a new run (default {_D.ep
 flags.DEFINE_integer("batch_size", None, f"Global batch size (default {_D.batch_size}).", lower_bound=1)
 flags.DEFINE_float("r1_gamma", None, f"Weight of the R1 penalty on the discriminator's gradient at real "
                    f"images, applied every {_D.r1_every} steps (default {_D.r1_gamma:g}; 0: off).", lower_bound=0.0)
+flags.DEFINE_float("ema_decay", None, f"Decay of the generator's moving average, the weights generating uses "
+                   f"(default {_D.ema_decay:g}, warmed up as min(decay, (1 + step) / (10 + step)); 0: off, generate "
+                   f"with the trained weights).", lower_bound=0.0)
 flags.DEFINE_integer("n_critic", None, f"Discriminator (critic) updates per generator update, each on a batch "
                      f"of its own (default {_D.n_critic}; wgan-gp: 5).  A step is one generator update; an epoch "
                      f"is one pass over the images.", lower_bound=1)

@@ -221,7 +221,7 @@ def train_config() -> Config:
         upsample=FLAGS.upsample, g_depth=FLAGS.g_depth, g_residual=FLAGS.g_residual, d_depth=FLAGS.d_depth,
         g_skip=FLAGS.g_skip, g_cbn=FLAGS.g_cbn, g_sle=FLAGS.g_sle, d_residual=FLAGS.d_residual,
         attention=FLAGS.attention, d_norm=FLAGS.d_norm,
-        r1_gamma=FLAGS.r1_gamma,
+        r1_gamma=FLAGS.r1_gamma, ema_decay=FLAGS.ema_decay,
         fid_every=FLAGS.fid_every, fid_samples=FLAGS.fid_samples,
         fid_weights=absolute(FLAGS.fid_weights), n_critic=FLAGS.n_critic, gp_weight=FLAGS.gp_weight,
         aux_weight=FLAGS.aux_weight, diffaugment=FLAGS.diffaugment,
