@@ -126,7 +126,8 @@ class Config:
     d_schedule: Schedule = Schedule()
     beta1: float = 0.5                      # DCGAN paper
     beta2: float = 0.999
-    ema_decay: float = 0.999                # generator weight averaging; 0 disables
+    ema_decay: float = 0.9999               # generator weight averaging (BigGAN's; beat 0.999 at S,2 and S,3,
+                                            # README round twelve); 0 disables
     lr_scale: float = 1.0                   # multiplies both schedules; --load may change it
     # --- recovery from non-finite values (a NaN/inf loss, gradient or weight) ---
     nan_lr_factor: float = 0.5              # each rollback multiplies lr_scale by this

@@ -376,7 +376,8 @@ def test_schedule_flags_reach_the_optimizers(argv, g, d, tmp_path):
                 (step, kind)
 
 
-@pytest.mark.parametrize("argv, decay", [([], 0.999), (["--ema-decay", "0.9999"], 0.9999), (["--ema-decay=0"], 0.0)])
+@pytest.mark.parametrize("argv, decay", [([], 0.9999), (["--ema-decay", "0.999"], 0.999),
+                                         (["--ema-decay=0"], 0.0)])
 def test_ema_decay_flag_reaches_the_trainer(argv, decay, tmp_path):
     from gan_anime.training.trainer import Trainer
     cli_flags.parse(["gan-anime", "--train", *TINY, "--run-dir", str(tmp_path / "run"), *argv])
