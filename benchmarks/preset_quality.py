@@ -23,7 +23,10 @@ reference).  ``--tail-from E --tail-scales 0.5,0.25`` then branches the run at t
 checkpoint kept when the run trained with ``--keep-epochs E`` or ``--tail-from E``) into one run per factor,
 each continuing to the last level's end with both learning rates times the factor (what ``--load --lr-scale``
 does), and measures each there, as rows and points of their own: an annealed tail, paired with the run
-itself.  Not a test: the times depend on the machine.
+itself.  ``--averages 0.999,0.9999/5`` keeps more moving averages of the generator beside the run's own,
+each ``DECAY`` or ``DECAY/W`` averaging with min(DECAY, (1 + step) / (W + step)) (the trainer's rule has
+W = 10), and measures each at every level as rows of its own: averages never feed back into training, so
+one run compares them with everything else the same.  Not a test: the times depend on the machine.
 """
 
 from __future__ import annotations
@@ -87,6 +90,118 @@ def level_configs(preset: str, extra):
     return configs
 
 
+def parse_averages(p: argparse.ArgumentParser, text: str):
+    """--averages "0.999,0.9999/5" -> [(0.999, 10.0), (0.9999, 5.0)]; a wrong item is p.error (exit 2)."""
+    out = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        decay, _, warmup = item.partition("/")
+        try:
+            d, w = float(decay), float(warmup or 10)
+        except ValueError:
+            p.error(f"--averages: {item!r} is not DECAY or DECAY/W (expected e.g. 0.999,0.9999/5)")
+        if not (0 < d < 1 and 1 < w < 1e9):
+            p.error(f"--averages: {item!r}: DECAY must be in (0, 1) and W above 1")
+        if (d, w) in out:
+            p.error(f"--averages: {item!r} is given twice")
+        out.append((d, w))
+    return out
+
+
+def average_name(decay: float, warmup: float) -> str:
+    return f"{decay:g}" + ("" if warmup == 10 else f"/{warmup:g}")
+
+
+def average_checkpoint(out: str, name: str, step: int) -> str:
+    """Where --averages writes average ``name``'s generator at a level's end (read by ``evaluate``)."""
+    return os.path.join(out, "levels", "averages", name.replace("/", "w"), f"ckpt-{step}")
+
+
+def extra_averages_hook(averages, own_decay: float, out: str, level_epochs):
+    """A training hook keeping the moving averages ``averages`` [(decay, W)] of the generator's weights,
+    updated after every step as the trainer updates its own (``Trainer._update_ema``), plus a copy of the
+    run's own rule (``own_decay``, W 10) that checks them: at each level's end its largest difference from
+    the run's averaged generator is printed.  At a level's end each average is written as a checkpoint
+    with its own batch-norm statistics (:func:`average_checkpoint`); at every checkpoint of the run the
+    averages are saved beside it, so a stopped run resumes with them."""
+    import numpy as np
+    import tensorflow as tf
+    from gan_anime.files import write_text
+    from gan_anime.training.hooks import Hook
+    rules = list(averages) + [(own_decay, 10.0)]
+    state_dir = os.path.join(out, "levels", "averages", "state")
+
+    class ExtraAverages(Hook):
+        def resumable(self) -> bool:
+            """Whether the run was stopped with these averages saved (the same rules) to resume with."""
+            for path in glob.glob(os.path.join(state_dir, "state-*.npz")):
+                with np.load(path, allow_pickle=False) as saved:
+                    if "rules" in saved and np.array_equal(saved["rules"], np.array(rules)):
+                        return True
+            return False
+
+        def begin(self, run):
+            self.trainer, self.spe = run.trainer, run.steps_per_epoch
+            weights = self.trainer.G.trainable_weights
+            self.copies = [[tf.Variable(w.numpy(), trainable=False) for w in weights] for _ in rules]
+            if run.start_step:
+                path = os.path.join(state_dir, f"state-{run.start_step}.npz")
+                if not os.path.isfile(path):
+                    raise ValueError(f"--averages: no saved averages for step {run.start_step} ({path}); "
+                                     f"give a new --out")
+                with np.load(path, allow_pickle=False) as saved:
+                    for i, copies in enumerate(self.copies):
+                        for j, c in enumerate(copies):
+                            c.assign(saved[f"a{i}_{j}"])
+            table = [(tf.constant(d, tf.float32), tf.constant(w, tf.float32)) for d, w in rules]
+
+            @tf.function
+            def update(step):
+                s = tf.cast(step, tf.float32)
+                for (d, w), copies in zip(table, self.copies):
+                    decay = tf.minimum(d, (1.0 + s) / (w + s))
+                    for c, v in zip(copies, weights):
+                        c.assign(decay * c + (1.0 - decay) * v)
+            self.update = update
+
+        def step_end(self, event):
+            self.update(tf.constant(event.step - 1, tf.int64))      # the steps before this one, as the trainer
+
+        def checkpoint(self, path):
+            step = int(path.rsplit("-", 1)[1])
+            os.makedirs(state_dir, exist_ok=True)
+            tmp = os.path.join(state_dir, f".state-{step}.npz")
+            np.savez(tmp, rules=np.array(rules), **{f"a{i}_{j}": c.numpy() for i, copies in enumerate(self.copies)
+                             for j, c in enumerate(copies)})
+            os.replace(tmp, os.path.join(state_dir, f"state-{step}.npz"))
+            kept = {os.path.basename(f)[len("ckpt-"):-len(".index")]
+                    for f in glob.glob(os.path.join(glob.escape(os.path.dirname(path)), "ckpt-*.index"))}
+            for f in glob.glob(os.path.join(state_dir, "state-*.npz")):
+                if os.path.basename(f)[len("state-"):-len(".npz")] not in kept:
+                    os.remove(f)
+            if step % self.spe or step // self.spe not in level_epochs:
+                return
+            g_ema = self.trainer.G_ema
+            own = max(float(np.max(np.abs(c.numpy() - w.numpy())))
+                      for c, w in zip(self.copies[-1], g_ema.trainable_weights))
+            print(f"averages at step {step}: the copy of the run's own average differs from it by at most "
+                  f"{own:.3g}", flush=True)
+            write_text(os.path.join(state_dir, f"check-{step}.json"), json.dumps({"step": step, "max_diff": own}))
+            saved = [w.numpy() for w in g_ema.weights]
+            try:
+                for (d, w), copies in zip(averages, self.copies):
+                    for v, c in zip(g_ema.trainable_weights, copies):
+                        v.assign(c)
+                    self.trainer.refresh_ema_statistics()
+                    ckpt = tf.train.Checkpoint(generator_ema=g_ema, step=self.trainer.counters.step)
+                    ckpt.save_counter    # created, so written: a run's checkpoints hold it, and load expects it
+                    ckpt.write(average_checkpoint(out, average_name(d, w), step))
+            finally:
+                for v, value in zip(g_ema.weights, saved):
+                    v.assign(value)
+
+    return ExtraAverages()
+
+
 def _comma_list(p: argparse.ArgumentParser, flag: str, text: str, kind, what: str, example: str, valid,
                 expected: str) -> list:
     """The values of a comma-separated option (each read by ``kind``); ``p.error`` (one line, exit 2) names
@@ -126,6 +241,10 @@ def main(argv=None) -> int:
     p.add_argument("--truncations", default="", metavar="T,T",
                    help="also measure the last level's faces drawn with the noise truncated at each T (e.g. "
                         "2,1.5,1: the truncation trick of --inference --truncation), as rows of their own")
+    p.add_argument("--averages", default="", metavar="D,D/W",
+                   help="also keep these moving averages of the generator (DECAY, or DECAY/W for the warm-up "
+                        "min(DECAY, (1 + step) / (W + step)); the run's own is --ema-decay with W 10) and measure "
+                        "each at every level, e.g. 0.999,0.9999/5 (needs a new --out: kept from the first step)")
     args = p.parse_args(argv)
     if args.preset not in presets.BASES:
         p.error(f"--preset: expected one of {', '.join(presets.BASES)}, got {args.preset!r}")
@@ -140,6 +259,7 @@ def main(argv=None) -> int:
     truncations = _comma_list(p, "--truncations", args.truncations, float, "numbers", "2,1.5,1",
                               lambda x: 0 < x < float("inf"), "each must be a positive number")
     keep_epochs |= {args.tail_from} if args.tail_from else set()
+    averages = parse_averages(p, args.averages)
     if args.heldout_dir and not args.data_dir:
         p.error("--heldout-dir: needs --data-dir (the built-in faces have their own held-out set)")
     for flag, folder in (("--data-dir", args.data_dir), ("--heldout-dir", args.heldout_dir)):
@@ -162,6 +282,8 @@ def main(argv=None) -> int:
         configs = level_configs(args.preset, extra)
     except ValueError as e:
         p.error(str(e))
+    if averages and configs[-1].ema_decay == 0:
+        p.error("--averages: the run keeps no moving average (--ema-decay 0); leave one of them out")
     if args.tail_from and not 0 < args.tail_from < configs[-1].epochs:
         p.error(f"--tail-from: expected an epoch before the last level's end ({configs[-1].epochs}), "
                 f"got {args.tail_from}")
@@ -219,8 +341,14 @@ def main(argv=None) -> int:
         def checkpoint(self, path):
             self.seconds = time.time() - self.start
 
+    extra_averages = extra_averages_hook(averages, cfg.ema_decay, out, level_epochs) if averages else None
+    if extra_averages and resume and str(cfg.epochs) not in times["levels"] and not extra_averages.resumable():
+        print("--averages: this --out holds a run trained without the same --averages; give a new --out",
+              file=sys.stderr)
+        return 2
     if str(cfg.epochs) not in times["levels"]:
-        result = gan_anime.train(cfg, resume=resume, hooks=[LevelTimes()], progress="lines")
+        hooks = [LevelTimes()] + ([extra_averages] if extra_averages else [])
+        result = gan_anime.train(cfg, resume=resume, hooks=hooks, progress="lines")
         if result.status != "finished":
             print(f"training stopped ({result.status}) at step {result.step}; run the same command again to "
                   f"continue", file=sys.stderr)
@@ -265,6 +393,17 @@ def main(argv=None) -> int:
         t = times["levels"][str(level.epochs)]
         measure(f"{args.preset},{k}", cfg.run_dir, t["checkpoint"], level.epochs, t["step"], t["seconds"],
                 f"{args.preset}{k}")
+    for d, w in averages:
+        name = average_name(d, w)
+        for k, level in zip(presets.LEVELS, configs):
+            t = times["levels"][str(level.epochs)]
+            ckpt = average_checkpoint(out, name, t["step"])
+            if not os.path.isfile(ckpt + ".index"):
+                print(f"--averages: {ckpt} is missing: the run was trained without --averages {args.averages}; "
+                      f"give a new --out", file=sys.stderr)
+                return 2
+            measure(f"{args.preset},{k} EMA {name}", cfg.run_dir, ckpt, level.epochs, t["step"], t["seconds"],
+                    f"{args.preset}{k}_ema{name.replace('/', 'w')}")
     last = times["levels"][str(cfg.epochs)]
     for t in truncations:
         # The last level's checkpoint again, its faces drawn with truncated noise: not a training setting, so
@@ -273,6 +412,9 @@ def main(argv=None) -> int:
                 last["step"], last["seconds"], f"{args.preset}{presets.LEVELS[-1]}_trunc{t:g}", truncation=t)
     curves = [{"name": args.label or f"TRAIN {args.preset},1 / ,2 / ,3 (one run)",
                "curve": list(rows[:len(presets.LEVELS)])}]
+    n = len(presets.LEVELS)
+    curves += [{"name": f"EMA {average_name(d, w)}", "curve": rows[n * (i + 1):n * (i + 2)]}
+               for i, (d, w) in enumerate(averages)]
     start = times["levels"].get(str(args.tail_from))
     if tail_scales and start is None:
         print(f"--tail-from: the run kept no checkpoint of epoch {args.tail_from} (it was trained without "
