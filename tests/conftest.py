@@ -13,26 +13,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--image-size", "16", "--width", "8", "--faces-count", "64", "--batch-size", "8", "--log-every", "1"]
 
 
-#: The test files that take longest, longest first (their summed `--durations` on a 2-core EPYC): run first,
-#: so that `-n 2 --dist loadfile` does not end with one worker alone in a long file while the other waits.
-#: xdist's own order, the files with the most tests first, put the one-test files (among them the two
-#: longest tests, preset_quality's and kill's) last.  The other files follow in their usual order.
-LONGEST_FIRST = ("test_metrics.py", "test_training.py", "test_variants.py", "test_distributed.py",
-                 "test_preset_quality.py", "test_benchmark.py", "test_recovery.py", "test_cli.py", "test_export.py",
-                 "test_multiworker.py", "test_kill.py", "test_sweep.py", "test_variants_cli.py", "test_tags.py",
-                 "test_notebook.py", "test_scripts.py", "test_serve.py", "test_reporting.py")
-
-
-def pytest_configure(config):
-    if getattr(config.option, "loadscopereorder", False):
-        config.option.loadscopereorder = False      # keep the order pytest_collection_modifyitems gives
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(rank)))   # stable: files stay whole
-
-
 @pytest.fixture(scope="session")
 def cli_env(tmp_path_factory):
     """Environment for subprocesses: this checkout's code and Python, a session-wide faces cache
