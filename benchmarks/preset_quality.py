@@ -44,6 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 from gan_anime.cli import presets  # noqa: E402  (no TensorFlow)
+from gan_anime.config import EMA_WARMUP  # noqa: E402
 
 GRID_SEED = 1
 
@@ -90,25 +91,14 @@ def level_configs(preset: str, extra):
     return configs
 
 
-def parse_averages(p: argparse.ArgumentParser, text: str):
-    """--averages "0.999,0.9999/5" -> [(0.999, 10.0), (0.9999, 5.0)]; a wrong item is p.error (exit 2)."""
-    out = []
-    for item in filter(None, (t.strip() for t in text.split(","))):
-        decay, _, warmup = item.partition("/")
-        try:
-            d, w = float(decay), float(warmup or 10)
-        except ValueError:
-            p.error(f"--averages: {item!r} is not DECAY or DECAY/W (expected e.g. 0.999,0.9999/5)")
-        if not (0 < d < 1 and 1 < w < 1e9):
-            p.error(f"--averages: {item!r}: DECAY must be in (0, 1) and W above 1")
-        if (d, w) in out:
-            p.error(f"--averages: {item!r} is given twice")
-        out.append((d, w))
-    return out
+def _average(text: str):
+    """"0.9999/5" -> (0.9999, 5.0); "0.999" -> (0.999, EMA_WARMUP), the trainer's warm-up."""
+    decay, _, warmup = text.strip().partition("/")
+    return float(decay), float(warmup) if warmup else EMA_WARMUP
 
 
 def average_name(decay: float, warmup: float) -> str:
-    return f"{decay:g}" + ("" if warmup == 10 else f"/{warmup:g}")
+    return f"{decay:g}" + ("" if warmup == EMA_WARMUP else f"/{warmup:g}")
 
 
 def average_checkpoint(out: str, name: str, step: int) -> str:
@@ -119,7 +109,7 @@ def average_checkpoint(out: str, name: str, step: int) -> str:
 def extra_averages_hook(averages, own_decay: float, out: str, level_epochs):
     """A training hook keeping the moving averages ``averages`` [(decay, W)] of the generator's weights,
     updated after every step as the trainer updates its own (``Trainer._update_ema``), plus a copy of the
-    run's own rule (``own_decay``, W 10) that checks them: at each level's end its largest difference from
+    run's own rule (``own_decay``, W ``EMA_WARMUP``) that checks them: at each level's end its largest difference from
     the run's averaged generator is printed.  At a level's end each average is written as a checkpoint
     with its own batch-norm statistics (:func:`average_checkpoint`); at every checkpoint of the run the
     averages are saved beside it, so a stopped run resumes with them."""
@@ -127,7 +117,8 @@ def extra_averages_hook(averages, own_decay: float, out: str, level_epochs):
     import tensorflow as tf
     from gan_anime.files import write_text
     from gan_anime.training.hooks import Hook
-    rules = list(averages) + [(own_decay, 10.0)]
+    from gan_anime.training.trainer import update_average
+    rules = list(averages) + [(own_decay, EMA_WARMUP)]
     state_dir = os.path.join(out, "levels", "averages", "state")
 
     class ExtraAverages(Hook):
@@ -152,15 +143,10 @@ def extra_averages_hook(averages, own_decay: float, out: str, level_epochs):
                     for i, copies in enumerate(self.copies):
                         for j, c in enumerate(copies):
                             c.assign(saved[f"a{i}_{j}"])
-            table = [(tf.constant(d, tf.float32), tf.constant(w, tf.float32)) for d, w in rules]
-
             @tf.function
             def update(step):
-                s = tf.cast(step, tf.float32)
-                for (d, w), copies in zip(table, self.copies):
-                    decay = tf.minimum(d, (1.0 + s) / (w + s))
-                    for c, v in zip(copies, weights):
-                        c.assign(decay * c + (1.0 - decay) * v)
+                for (d, w), copies in zip(rules, self.copies):
+                    update_average(copies, weights, d, step, w)
             self.update = update
 
         def step_end(self, event):
@@ -243,8 +229,9 @@ def main(argv=None) -> int:
                         "2,1.5,1: the truncation trick of --inference --truncation), as rows of their own")
     p.add_argument("--averages", default="", metavar="D,D/W",
                    help="also keep these moving averages of the generator (DECAY, or DECAY/W for the warm-up "
-                        "min(DECAY, (1 + step) / (W + step)); the run's own is --ema-decay with W 10) and measure "
-                        "each at every level, e.g. 0.999,0.9999/5 (needs a new --out: kept from the first step)")
+                        f"min(DECAY, (1 + step) / (W + step)); the run's own is --ema-decay with W {EMA_WARMUP:g}) "
+                        "and measure each at every level, e.g. 0.999,0.9999/5 (needs a new --out: kept from the "
+                        "first step)")
     args = p.parse_args(argv)
     if args.preset not in presets.BASES:
         p.error(f"--preset: expected one of {', '.join(presets.BASES)}, got {args.preset!r}")
@@ -259,7 +246,10 @@ def main(argv=None) -> int:
     truncations = _comma_list(p, "--truncations", args.truncations, float, "numbers", "2,1.5,1",
                               lambda x: 0 < x < float("inf"), "each must be a positive number")
     keep_epochs |= {args.tail_from} if args.tail_from else set()
-    averages = parse_averages(p, args.averages)
+    averages = _comma_list(p, "--averages", args.averages, _average, "DECAY or DECAY/W", "0.999,0.9999/5",
+                           lambda a: 0 < a[0] < 1 and 1 < a[1] < 1e9, "each DECAY must be in (0, 1) and W above 1")
+    if len(set(averages)) < len(averages):
+        p.error(f"--averages: an average is given twice, got {args.averages!r}")
     if args.heldout_dir and not args.data_dir:
         p.error("--heldout-dir: needs --data-dir (the built-in faces have their own held-out set)")
     for flag, folder in (("--data-dir", args.data_dir), ("--heldout-dir", args.heldout_dir)):

@@ -28,6 +28,9 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 #: How the generator doubles its resolution (gan_anime.models.layers.up_block).
 UPSAMPLES = ("transpose", "blur", "nearest")
+#: Warm-up W of the generator's moving average: its decay at step s is min(ema_decay, (1 + s) / (W + s)), as
+#: tf.train.ExponentialMovingAverage with num_updates (early averages forget faster; gan_anime.training.trainer).
+EMA_WARMUP = 10.0
 #: Config.faces_count's default: how many built-in faces a run trains on.
 FACES_COUNT = 10000
 

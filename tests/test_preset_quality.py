@@ -94,7 +94,8 @@ def test_one_run_measured_at_each_level(tmp_path, cli_env):
     assert bad.returncode == 2 and "--averages: " in bad.stderr and "give a new --out" in bad.stderr, bad.stderr
     bad = subprocess.run(argv[:2] + ["--averages", "0.999,1.5/3"], capture_output=True, text=True, env=cli_env,
                          timeout=60)
-    assert bad.returncode == 2 and "--averages: '1.5/3': DECAY must be in (0, 1) and W above 1" in bad.stderr
+    assert bad.returncode == 2 and ("--averages: each DECAY must be in (0, 1) and W above 1, got '0.999,1.5/3'"
+                                    in bad.stderr), bad.stderr
     bad = subprocess.run(argv + ["--tail-from", "40", "--tail-scales", "0.5"], capture_output=True, text=True,
                          env=cli_env, timeout=300)
     assert bad.returncode == 2 and "kept no checkpoint of epoch 40" in bad.stderr, bad.stderr[-2000:]

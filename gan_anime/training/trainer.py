@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from gan_anime.config import Config, validate
+from gan_anime.config import EMA_WARMUP, Config, validate
 from gan_anime.data import ImageSet
 from gan_anime.data.pipeline import DataTensors, make_dataset, steps_per_epoch
 from gan_anime.hardware import resolve_precision
@@ -53,6 +53,16 @@ class TrainResult:
     images_per_s: float
     signal: Optional[str] = None    # "SIGINT" or "SIGTERM" when status is "interrupted"
     epochs: int = 0                 # the run's total epochs (cfg.epochs of the training, on every worker)
+
+
+def update_average(average, weights, decay: float, step, warmup: float = EMA_WARMUP) -> None:
+    """One update of a moving average of ``weights`` (variables, in the same order):
+    average <- d * average + (1 - d) * weights, d = min(decay, (1 + s) / (warmup + s)), s = ``step``, the
+    updates before this one (the warm-up of :data:`gan_anime.config.EMA_WARMUP`)."""
+    s = tf.cast(step, tf.float32)
+    d = tf.minimum(decay, (1.0 + s) / (warmup + s))
+    for e, w in zip(average, weights):
+        e.assign(d * e + (1.0 - d) * w)
 
 
 class Trainer:
@@ -151,13 +161,9 @@ class Trainer:
         return steps_per_epoch(num_images, self.cfg.batch_size, self.cfg.n_critic)
 
     def _update_ema(self) -> None:
-        if self.G_ema is None:
-            return
-        # Warm-up (as tf.train.ExponentialMovingAverage with num_updates): early averages forget faster.
-        step = tf.cast(self.counters.step, tf.float32)
-        decay = tf.minimum(self.cfg.ema_decay, (1.0 + step) / (10.0 + step))
-        for e, w in zip(self.G_ema.trainable_weights, self.G.trainable_weights):
-            e.assign(decay * e + (1.0 - decay) * w)
+        if self.G_ema is not None:
+            update_average(self.G_ema.trainable_weights, self.G.trainable_weights, self.cfg.ema_decay,
+                           self.counters.step)
 
     # ------------------------------------------------------------------ state
     def restore(self) -> Optional[str]:
